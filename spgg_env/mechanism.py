@@ -17,6 +17,20 @@ MAC-SPGG (synergy-aligned reward)::
           + (rho / n) * sum_j c_j                        equal share of the public good
           - P * [G < B]                                  collective penalty below threshold
 
+``[G < B]`` is 1 when ``G < B - THRESHOLD_TOL`` (``1e-9``), so a group score equal to ``B`` up to
+float rounding (the mean of grid levels) reaches the threshold.
+
+Defaults: the paper's released values for n = 3, ``B = 0.85, gamma = 1.5, rho = 1.8, P = 1.5``,
+and ``kappa = 1.28`` (ours: the paper's cost scale is not public). The exact solver
+(:mod:`spgg_env.equilibrium`) shows that with these values the full-observation game on the
+11-level grid has a unique SPNE in which every agent contributes and the group reaches B, for
+n = 2..5 (n = 3: path 0.6, 1, 1). Why this ``kappa``: with ``kappa`` near 1 the first agent's
+stand-alone optimum ``(rho / n) / (2 kappa)`` lies below ``B``, so the penalty is what carries
+the group to ``B`` (with ``P = 0`` the n = 3 SPNE is 0.5, 0.6, 0.6); the draft's ``kappa = 0.5``
+reached ``B`` without the penalty and, like any round value (1.0, 1.25), put some optima exactly
+midway between two grid levels, i.e. exact payoff ties off the path, so the grid SPNE was not
+unique. ``docs/theory.md`` has the sweep and the comparative statics.
+
 Classic PGG / SPGG (the payoffs MAC-SPGG fixes; PGG is simultaneous, SPGG sequential)::
 
     u_i = - kappa * e_i + (rho / n) * sum_j c_j          linear cost, rho / n < kappa
@@ -27,7 +41,7 @@ Every function returns a :class:`RewardBreakdown` whose ``total`` equals the sum
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -54,23 +68,45 @@ class RewardBreakdown:
         return parts
 
 
+#: Group scores within this distance below ``B`` count as reaching it (float rounding).
+THRESHOLD_TOL = 1e-9
+
+
 def _validate(name: str, value: float, low: float, high: float = np.inf) -> float:
-    value = float(value)
-    if not (low <= value <= high) or np.isnan(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}") from None
+    if not (low <= number <= high):
         raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
-    return value
+    return number
+
+
+def _checked(name: str, values: ArrayLike, low: float, high: float) -> NDArray[np.float64]:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers in [{low}, {high}], got {values!r}") from None
+    bad = ~((array >= low) & (array <= high))
+    if bad.any():
+        raise ValueError(
+            f"{name} must be in [{low}, {high}] (no NaN), got {array[bad].ravel()[:5].tolist()}"
+        )
+    return array
 
 
 def _as_inputs(
     contributions: ArrayLike, group_score: ArrayLike | None, effort: ArrayLike | None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    c = np.asarray(contributions, dtype=np.float64)
-    if c.ndim == 0:
-        raise ValueError("contributions must have a trailing agent axis, got a scalar")
-    e = c if effort is None else np.asarray(effort, dtype=np.float64)
+    c = _checked("contributions", contributions, 0.0, 1.0)
+    if c.ndim == 0 or c.shape[-1] == 0:
+        raise ValueError(
+            f"contributions must have a trailing agent axis of length n >= 1, got shape {c.shape}"
+        )
+    e = c if effort is None else _checked("effort", effort, 0.0, np.inf)
     if e.shape != c.shape:
         raise ValueError(f"effort shape {e.shape} differs from contributions shape {c.shape}")
-    g = c.mean(axis=-1) if group_score is None else np.asarray(group_score, dtype=np.float64)
+    g = c.mean(axis=-1) if group_score is None else _checked("group_score", group_score, 0.0, 1.0)
     if g.shape != c.shape[:-1]:
         raise ValueError(
             f"group_score shape {g.shape} must be the contributions' batch shape {c.shape[:-1]}"
@@ -82,14 +118,22 @@ def _as_inputs(
 class MacSpgg:
     """MAC-SPGG's synergy-aligned reward (formula in the module docstring).
 
-    Defaults are the paper's released values for n = 3 (B, gamma, rho, P); ``kappa`` is ours.
+    Defaults are the paper's released values for n = 3 (B, gamma, rho, P); ``kappa`` is ours
+    (see the module docstring for why 1.28).
+
+    Attributes:
+        B: Threshold on the group score, in [0, 1].
+        gamma: Synergy coefficient, >= 0.
+        rho: Public-good multiplier, >= 0 (each agent gets ``rho / n`` of the sum).
+        P: Collective penalty when the group score falls below ``B``, >= 0.
+        kappa: Cost scale, > 0 (strictly convex cost ``kappa * e**2``).
     """
 
     B: float = 0.85
     gamma: float = 1.5
     rho: float = 1.8
     P: float = 1.5
-    kappa: float = 0.5
+    kappa: float = 1.28
 
     name: ClassVar[str] = "mac-spgg"
     sequential: ClassVar[bool] = True
@@ -99,8 +143,7 @@ class MacSpgg:
         _validate("gamma", self.gamma, 0.0)
         _validate("rho", self.rho, 0.0)
         _validate("P", self.P, 0.0)
-        _validate("kappa", self.kappa, 0.0)
-        if self.kappa == 0.0:
+        if _validate("kappa", self.kappa, 0.0) == 0.0:
             raise ValueError("kappa must be > 0 (strictly convex cost), got 0.0")
 
     def __call__(
@@ -114,7 +157,7 @@ class MacSpgg:
         predecessors = np.cumsum(c, axis=-1) - c
         counts = np.arange(n, dtype=np.float64)
         mean_before = np.divide(predecessors, counts, out=np.zeros_like(c), where=counts > 0)
-        below = (g < self.B)[..., None]
+        below = (g < self.B - THRESHOLD_TOL)[..., None]
         return RewardBreakdown(
             cost=self.kappa * e**2,
             synergy=self.gamma * c * mean_before,
@@ -125,7 +168,15 @@ class MacSpgg:
 
 @dataclass(frozen=True)
 class ClassicPgg:
-    """Classic public goods payoffs: linear cost ``kappa * e_i`` and the public share."""
+    """Classic public goods payoffs: linear cost ``kappa * e_i`` and the public share.
+
+    With ``rho / n < kappa`` (the defaults for every n >= 2) contributing nothing is each agent's
+    dominant strategy, although everyone contributing fully is better for all when ``rho > kappa``.
+
+    Attributes:
+        rho: Public-good multiplier, >= 0.
+        kappa: Linear cost per unit of effort, >= 0.
+    """
 
     rho: float = 1.8
     kappa: float = 1.0
@@ -163,6 +214,20 @@ class ClassicSpgg(ClassicPgg):
 
 
 Mechanism = MacSpgg | ClassicPgg | ClassicSpgg
+
+
+class RewardMechanism(Protocol):
+    """What the env and the solver need from a mechanism (ours or a user's)."""
+
+    sequential: bool
+
+    def __call__(
+        self,
+        contributions: ArrayLike,
+        group_score: ArrayLike | None = None,
+        effort: ArrayLike | None = None,
+    ) -> RewardBreakdown: ...
+
 
 MECHANISMS: dict[str, type] = {cls.name: cls for cls in (MacSpgg, ClassicPgg, ClassicSpgg)}
 
