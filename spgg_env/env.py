@@ -1,0 +1,402 @@
+"""The sequential public goods game on a real task, as a PettingZoo AEC environment.
+
+An episode is one problem of a :class:`~spgg_env.tasks.base.Task`. Agents ``agent_0 ..
+agent_{n-1}`` act once each, in that order. Agent i observes the task plus its predecessors'
+contributions (agent i-1's only in ``observation="partial"``, all of them in ``"full"``, none in
+``"none"`` or when the mechanism is simultaneous) and writes its contribution as a string.
+
+When the last agent has acted, the task scores every contribution (``c_i``, with
+``task.score_many``) and the last one as the group's answer (``G``, with ``task.score_final``);
+the effort is ``e_i = min(1, tokens_i / max_tokens)``; the mechanism turns ``(c, G, e)`` into one
+reward per agent, paid at that step (PettingZoo's ``_cumulative_rewards``), and every agent
+terminates. See :mod:`spgg_env.mechanism` for the reward formulas.
+
+Any ``str`` is a valid action: an unparseable one scores 0 and says why in ``info["parse_error"]``;
+one longer than ``max_action_chars`` is cut and flagged (``info["truncated_action"]``). A
+non-``str`` action raises ``TypeError``.
+
+``parallel_env`` is the simultaneous-move game: every agent sees only the task and all act at
+once (the classic PGG's information structure), for any mechanism.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from pettingzoo import AECEnv
+from pettingzoo.utils import AgentSelector, wrappers
+from pettingzoo.utils.conversions import aec_to_parallel
+
+from spgg_env.mechanism import Mechanism, make_mechanism
+from spgg_env.tasks import Problem, Score, Task, make_task
+
+OBSERVATION_MODES = ("partial", "full", "none")
+#: Longest prompt an observation holds; longer prompts are cut (``info["prompt_truncated"]``).
+MAX_PROMPT_CHARS = 1 << 20
+#: What replaces a character outside the observation charset (astral-plane characters).
+REPLACEMENT = "\ufffd"
+_OUTSIDE_BMP = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+@lru_cache(maxsize=1)
+def prompt_charset() -> frozenset[str]:
+    """Every Basic Multilingual Plane character except surrogates (built once per process)."""
+    return frozenset(chr(i) for i in range(0x10000) if not 0xD800 <= i <= 0xDFFF)
+
+
+def approx_token_count(text: str) -> int:
+    """Default token count: words plus punctuation marks (``\\w+`` runs and other symbols).
+
+    A tokenizer-free approximation that is close to BPE counts on English text (usually within
+    ~30%). The LLM runner passes its tokenizer's exact count as ``token_counter`` instead.
+    """
+    return len(_TOKEN.findall(text))
+
+
+def sanitize_prompt(text: str) -> tuple[str, int, bool]:
+    """Fit ``text`` into the observation space.
+
+    Returns:
+        The text with every character outside the BMP replaced by U+FFFD and cut to
+        :data:`MAX_PROMPT_CHARS`, how many characters were replaced, and whether it was cut.
+    """
+    text, replaced = _OUTSIDE_BMP.subn(REPLACEMENT, text)
+    cut = len(text) > MAX_PROMPT_CHARS
+    return (text[:MAX_PROMPT_CHARS] if cut else text), replaced, cut
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def _safe_scores(task: Task, problem: Problem, texts: list[str]) -> list[Score]:
+    """Score ``texts``; a scorer that raises (a task bug) yields a zero score, not a crash."""
+    try:
+        scores = list(task.score_many(problem, texts))
+        if len(scores) != len(texts):
+            raise RuntimeError(f"score_many returned {len(scores)} scores for {len(texts)} texts")
+        return scores
+    except Exception as error:  # noqa: BLE001 - the game must go on; the error is recorded
+        warnings.warn(f"task {task.name!r} failed to score: {error!r}", stacklevel=3)
+        return [Score(0.0, None, f"scorer error: {error!r}") for _ in texts]
+
+
+def _safe_final(task: Task, problem: Problem, text: str) -> Score:
+    """The group's score of the final answer; a scorer that raises yields zero."""
+    try:
+        return task.score_final(problem, text)
+    except Exception as error:  # noqa: BLE001 - the game must go on; the error is recorded
+        warnings.warn(
+            f"task {task.name!r} failed to score the final answer: {error!r}", stacklevel=3
+        )
+        return Score(0.0, None, f"scorer error: {error!r}")
+
+
+class SPGGEnv(AECEnv):
+    """The text game (see the module docstring); build it with :func:`aec_env` or :func:`raw_env`.
+
+    Args:
+        task: A task name (``"arith"``, ``"humaneval"``, ``"mmlu"``, ``"gsm8k"``,
+            ``"summeval"``) or a ready :class:`Task`.
+        n_agents: Number of agents (>= 1).
+        observation: ``"partial"`` (see agent i-1), ``"full"`` (see all predecessors) or
+            ``"none"`` (see only the task).
+        mechanism: Reward mechanism name (``"mac-spgg"``, ``"pgg"``, ``"spgg"``) or instance.
+        mechanism_params: Parameters of the mechanism (e.g. ``{"B": 0.85, "gamma": 1.5}``).
+        split: Task split to draw problems from (default: the task's first split).
+        task_options: Keyword arguments of the task's constructor.
+        max_action_chars: Longer contributions are cut to this many characters and flagged.
+        token_counter: ``text -> tokens`` for the cost; default :func:`approx_token_count`.
+        max_tokens: Token count at which the effort ``e_i`` reaches 1.
+        render_mode: ``None``, ``"human"`` (print the transcript) or ``"ansi"`` (return it).
+
+    ``reset(seed, options)`` draws a problem with ``self.np_random``; ``options`` may name one
+    with ``{"problem_index": i}`` or ``{"problem_uid": uid}`` (to sweep a whole split).
+    """
+
+    metadata = {
+        "name": "spgg_text_v0",
+        "render_modes": ["human", "ansi"],
+        "is_parallelizable": True,
+    }
+
+    def __init__(
+        self,
+        task: str | Task = "arith",
+        n_agents: int = 3,
+        observation: str = "partial",
+        mechanism: str | Mechanism = "mac-spgg",
+        mechanism_params: Mapping[str, Any] | None = None,
+        split: str | None = None,
+        task_options: Mapping[str, Any] | None = None,
+        max_action_chars: int = 4000,
+        token_counter: Callable[[str], int] | None = None,
+        max_tokens: int = 512,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(n_agents, bool) or not isinstance(n_agents, int | np.integer) or n_agents < 1:
+            raise ValueError(f"n_agents must be an integer >= 1, got {n_agents!r}")
+        _check_choice("observation", observation, OBSERVATION_MODES)
+        _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        for name, value in (("max_action_chars", max_action_chars), ("max_tokens", max_tokens)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if token_counter is not None and not callable(token_counter):
+            raise TypeError(f"token_counter must be callable, got {type(token_counter).__name__}")
+        self.task: Task = make_task(task, **dict(task_options or {}))
+        self.split = split or self.task.default_split
+        self._problems = self.task.problems(self.split)
+        self.mechanism: Mechanism = make_mechanism(mechanism, **dict(mechanism_params or {}))
+        self.observation_mode = observation if self.mechanism.sequential else "none"
+        self.n_agents = int(n_agents)
+        self.max_action_chars = int(max_action_chars)
+        self.max_tokens = int(max_tokens)
+        self.token_counter = token_counter or approx_token_count
+        self.render_mode = render_mode
+
+        self.possible_agents = [f"agent_{i}" for i in range(self.n_agents)]
+        self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
+        prompt_space = spaces.Text(MAX_PROMPT_CHARS, min_length=0, charset=prompt_charset())
+        self.observation_spaces = {
+            agent: spaces.Dict(
+                {
+                    "prompt": prompt_space,
+                    "position": spaces.Discrete(self.n_agents),
+                    "agent_index": spaces.Discrete(self.n_agents),
+                    "n_visible": spaces.Discrete(self.n_agents),
+                }
+            )
+            for agent in self.possible_agents
+        }
+        action_charset = frozenset(string.printable)
+        self.action_spaces = {
+            agent: spaces.Text(self.max_action_chars, min_length=0, charset=action_charset)
+            for agent in self.possible_agents
+        }
+        self.np_random, self.np_random_seed = seeding.np_random(None)
+        self.problem: Problem | None = None
+        self.contributions: list[str] = []
+
+    # ------------------------------------------------------------------ spaces
+    def observation_space(self, agent: str) -> spaces.Dict:
+        """The observation space of ``agent`` (the same object every call)."""
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Text:
+        """The action space of ``agent``: text of printable characters (any str is accepted)."""
+        return self.action_spaces[agent]
+
+    # ------------------------------------------------------------------- reset
+    def _pick_problem(self, options: Mapping[str, Any] | None) -> Problem:
+        options = dict(options or {})
+        if "problem_index" in options:
+            index = options.pop("problem_index")
+            if not isinstance(index, int | np.integer) or not 0 <= index < len(self._problems):
+                raise ValueError(
+                    f"problem_index must be an integer in [0, {len(self._problems)}), got {index!r}"
+                )
+            problem = self._problems[int(index)]
+        elif "problem_uid" in options:
+            uid = options.pop("problem_uid")
+            matches = [p for p in self._problems if p.uid == uid]
+            if not matches:
+                raise ValueError(f"no problem with uid {uid!r} in split {self.split!r}")
+            problem = matches[0]
+        else:
+            problem = self._problems[int(self.np_random.integers(len(self._problems)))]
+        if options:
+            warnings.warn(
+                f"ignored unknown reset options {sorted(options)}; known: problem_index, "
+                "problem_uid",
+                stacklevel=3,
+            )
+        return problem
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        """Start an episode: draw a problem (seeded by ``seed`` when given)."""
+        if seed is not None:
+            self.np_random, self.np_random_seed = seeding.np_random(seed)
+        self.problem = self._pick_problem(options)
+        self.contributions = []
+        self._prompts: dict[tuple[int, int], tuple[str, int, bool]] = {}
+        self.agents = self.possible_agents[:]
+        self.rewards = dict.fromkeys(self.agents, 0.0)
+        self._cumulative_rewards = dict.fromkeys(self.agents, 0.0)
+        self.terminations = dict.fromkeys(self.agents, False)
+        self.truncations = dict.fromkeys(self.agents, False)
+        self.infos: dict[str, dict[str, Any]] = {agent: {} for agent in self.agents}
+        self._selector = AgentSelector(self.agents)
+        self.agent_selection = self._selector.reset()
+
+    # ----------------------------------------------------------------- observe
+    def visible(self, position: int) -> list[tuple[int, str]]:
+        """``(position, text)`` of the predecessors the agent at ``position`` sees now."""
+        if self.observation_mode == "none" or position == 0:
+            return []
+        done = min(position, len(self.contributions))
+        first = 0 if self.observation_mode == "full" else position - 1
+        return [(j, self.contributions[j]) for j in range(first, done)]
+
+    def _prompt(self, position: int) -> tuple[str, int, bool]:
+        visible = self.visible(position)
+        key = (position, len(visible))
+        if key not in self._prompts:
+            assert self.problem is not None
+            text = self.task.render_prompt(self.problem, visible, position, self.n_agents)
+            self._prompts[key] = sanitize_prompt(text)
+        return self._prompts[key]
+
+    def observe(self, agent: str) -> dict[str, Any]:
+        """The agent's observation: its prompt and its place in the game."""
+        position = self._index[agent]
+        prompt, _, _ = self._prompt(position)
+        return {
+            "prompt": prompt,
+            "position": position,
+            "agent_index": position,
+            "n_visible": len(self.visible(position)),
+        }
+
+    # -------------------------------------------------------------------- step
+    def step(self, action: str | None) -> None:
+        """Record the acting agent's contribution; score and pay everyone after the last one.
+
+        Raises:
+            TypeError: If a live agent's action is not a ``str`` (the message names the agent).
+            ValueError: If a terminated agent's action is not ``None``.
+        """
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        if not isinstance(action, str):
+            raise TypeError(
+                f"{agent}'s action must be a str (its contribution text), "
+                f"got {type(action).__name__}: {action!r:.80}"
+            )
+        position = self._index[agent]
+        _, replaced, prompt_cut = self._prompt(position)
+        cut = len(action) > self.max_action_chars
+        text = action[: self.max_action_chars]
+        self.contributions.append(text)
+        self.infos[agent] = {
+            "chars": len(text),
+            "tokens": int(self.token_counter(text)),
+            "truncated_action": cut,
+            "prompt_replaced_chars": replaced,
+            "prompt_truncated": prompt_cut,
+        }
+        self._cumulative_rewards[agent] = 0.0
+        self._clear_rewards()
+        if position == self.n_agents - 1:
+            self._finish()
+        self.agent_selection = self._selector.next()
+        self._accumulate_rewards()
+        if self.render_mode == "human":
+            print(self._transcript_line(position))
+
+    def _finish(self) -> None:
+        """Score all contributions, pay the rewards and end the episode."""
+        assert self.problem is not None
+        scores = _safe_scores(self.task, self.problem, self.contributions)
+        final = _safe_final(self.task, self.problem, self.contributions[-1])
+        c = np.array([s.value for s in scores], dtype=np.float64)
+        tokens = np.array([self.infos[a]["tokens"] for a in self.agents], dtype=np.float64)
+        effort = np.minimum(1.0, tokens / self.max_tokens)
+        breakdown = self.mechanism(c, group_score=final.value, effort=effort)
+        for i, agent in enumerate(self.agents):
+            parts = breakdown.agent(i)
+            self.rewards[agent] = parts["total"]
+            self.infos[agent].update(
+                score=float(c[i]),
+                extracted=scores[i].extracted,
+                parse_error=scores[i].error,
+                cost=parts["cost"],
+                effort=float(effort[i]),
+                group_score=float(final.value),
+                reward_components=parts,
+                problem_uid=self.problem.uid,
+                contribution=self.contributions[i],
+            )
+            self.terminations[agent] = True
+
+    # ------------------------------------------------------------------ render
+    def _transcript_line(self, position: int) -> str:
+        return f"--- agent_{position} ---\n{self.contributions[position]}"
+
+    def render(self) -> str | None:
+        """The transcript so far (``"ansi"``: returned; ``"human"``: printed)."""
+        if self.render_mode is None:
+            warnings.warn("render() called with render_mode=None; nothing to show", stacklevel=2)
+            return None
+        if self.problem is None:
+            return None
+        lines = [f"=== {self.problem.uid} ===", self.problem.question]
+        lines += [self._transcript_line(i) for i in range(len(self.contributions))]
+        if self.contributions and len(self.contributions) == self.n_agents:
+            info = self.infos.get(self.possible_agents[-1], {})
+            lines.append(f"=== group score {info.get('group_score')} ===")
+        text = "\n".join(lines)
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def raw_env(task: str | Task = "arith", **kwargs: Any) -> AECEnv:
+    """The unwrapped environment: :class:`SPGGEnv`, or the scalar game for ``task="scalar"``.
+
+    ``kwargs`` are those of :class:`SPGGEnv` (text tasks) or
+    :class:`~spgg_env.scalar_env.ScalarSPGGEnv` (``task="scalar"``).
+    """
+    if isinstance(task, str) and task.lower() == "scalar":
+        from spgg_env.scalar_env import ScalarSPGGEnv
+
+        return ScalarSPGGEnv(**kwargs)
+    return SPGGEnv(task=task, **kwargs)
+
+
+def aec_env(task: str | Task = "arith", **kwargs: Any) -> AECEnv:
+    """The game as a PettingZoo AEC env, wrapped to enforce PettingZoo's call order.
+
+    Example:
+        >>> env = aec_env(task="arith", n_agents=3, observation="partial")
+        >>> env.reset(seed=0)
+    """
+    return wrappers.OrderEnforcingWrapper(raw_env(task, **kwargs))
+
+
+#: PettingZoo's conventional name for the wrapped constructor.
+env = aec_env
+
+
+def parallel_env(task: str | Task = "arith", **kwargs: Any):
+    """The simultaneous-move game: all agents act at once, each seeing only the task.
+
+    Every mechanism is allowed (the classic PGG is the natural one). ``kwargs`` are those of
+    :func:`raw_env` except ``observation``, which is ``"none"`` here.
+
+    Raises:
+        ValueError: If ``observation`` is given as anything but ``"none"``.
+    """
+    observation = kwargs.pop("observation", "none")
+    if observation != "none":
+        raise ValueError(
+            f"parallel_env is the simultaneous game: agents see no predecessors, so observation "
+            f"must be 'none', got {observation!r}; use aec_env for the sequential game"
+        )
+    return aec_to_parallel(raw_env(task, observation="none", **kwargs))

@@ -1,0 +1,240 @@
+"""The abstract sequential public goods game of the paper's theory, as a PettingZoo AEC env.
+
+Agents ``agent_0 .. agent_{n-1}`` act once each, in that order; agent i chooses its
+contribution ``c_i`` in [0, 1] (a ``Box(0, 1, (1,))`` action, or with ``levels=K`` a
+``Discrete(K)`` action meaning ``c_i = k / (K - 1)``). After the last agent the mechanism pays
+``u = mechanism(c)`` (effort ``e_i = c_i``, group score ``G = mean(c)``; formulas in
+:mod:`spgg_env.mechanism`) and every agent terminates.
+
+The observation of the agent at position p is a float32 vector of length 3n::
+
+    [ c_j * v_j  for j < n ]   contributions it can see (0 elsewhere)
+    [ v_j        for j < n ]   visibility mask: j is a predecessor it sees that has acted
+    [ [j == p]   for j < n ]   one-hot position
+
+where it sees predecessor j = p-1 in ``observation="partial"``, every j < p in ``"full"`` and
+none in ``"none"`` (and none for a simultaneous mechanism such as ``"pgg"``).
+
+Written lean for speed: spaces and masks are built once, an episode allocates little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from pettingzoo import AECEnv
+
+from spgg_env.mechanism import Mechanism, make_mechanism
+
+OBSERVATION_MODES = ("partial", "full", "none")
+_PARTS = ("cost", "synergy", "public_share", "penalty", "total")
+
+
+class ScalarSPGGEnv(AECEnv):
+    """The scalar SPGG (see the module docstring).
+
+    Args:
+        n_agents: Number of agents (>= 1).
+        observation: ``"partial"``, ``"full"`` or ``"none"``.
+        mechanism: Reward mechanism name (``"mac-spgg"``, ``"pgg"``, ``"spgg"``) or instance.
+        mechanism_params: Parameters of the mechanism (e.g. ``{"B": 0.85}``).
+        levels: ``None`` for a continuous ``Box(0, 1, (1,))`` action; ``K >= 2`` for a
+            ``Discrete(K)`` action of contribution ``k / (K - 1)``.
+        render_mode: ``None``, ``"human"`` (print) or ``"ansi"`` (return a string).
+
+    Raises:
+        ValueError: For a bad ``n_agents``, ``observation``, ``levels`` or ``render_mode``.
+    """
+
+    metadata = {
+        "name": "spgg_scalar_v0",
+        "render_modes": ["human", "ansi"],
+        "is_parallelizable": True,
+    }
+
+    def __init__(
+        self,
+        n_agents: int = 3,
+        observation: str = "partial",
+        mechanism: str | Mechanism = "mac-spgg",
+        mechanism_params: Mapping[str, Any] | None = None,
+        levels: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(n_agents, bool) or not isinstance(n_agents, int | np.integer) or n_agents < 1:
+            raise ValueError(f"n_agents must be an integer >= 1, got {n_agents!r}")
+        if observation not in OBSERVATION_MODES:
+            raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
+        if levels is not None and (
+            isinstance(levels, bool) or not isinstance(levels, int | np.integer) or levels < 2
+        ):
+            raise ValueError(f"levels must be None or an integer >= 2, got {levels!r}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(
+                f"render_mode must be one of {(None, *self.metadata['render_modes'])}, "
+                f"got {render_mode!r}"
+            )
+        self.mechanism: Mechanism = make_mechanism(mechanism, **dict(mechanism_params or {}))
+        self.observation_mode = observation if self.mechanism.sequential else "none"
+        self.n_agents = n = int(n_agents)
+        self.levels = None if levels is None else int(levels)
+        self.render_mode = render_mode
+
+        self.possible_agents = [f"agent_{i}" for i in range(n)]
+        self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
+        self.observation_spaces = {
+            a: spaces.Box(0.0, 1.0, (3 * n,), np.float32) for a in self.possible_agents
+        }
+        self.action_spaces = {
+            a: spaces.Box(0.0, 1.0, (1,), np.float32)
+            if self.levels is None
+            else spaces.Discrete(self.levels)
+            for a in self.possible_agents
+        }
+        # _sees[p, j]: position p sees predecessor j (once j has acted)
+        sees = np.zeros((n, n), dtype=bool)
+        for p in range(n):
+            if self.observation_mode == "full":
+                sees[p, :p] = True
+            elif self.observation_mode == "partial" and p > 0:
+                sees[p, p - 1] = True
+        self._sees = sees
+        self._one_hot = np.eye(n, dtype=np.float32)
+        self._c = np.zeros(n, dtype=np.float64)
+        self._n_acted = 0
+        self.np_random, self.np_random_seed = seeding.np_random(None)
+
+    # ------------------------------------------------------------------ spaces
+    def observation_space(self, agent: str) -> spaces.Box:
+        """``Box(0, 1, (3n,), float32)`` (the same object every call)."""
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Box | spaces.Discrete:
+        """``Box(0, 1, (1,), float32)``, or ``Discrete(levels)``."""
+        return self.action_spaces[agent]
+
+    @property
+    def contributions(self) -> np.ndarray:
+        """The contributions made so far this episode (a copy)."""
+        return self._c[: self._n_acted].copy()
+
+    # ------------------------------------------------------------------- reset
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        """Start an episode (the game itself has no randomness; ``seed`` seeds ``np_random``)."""
+        if seed is not None:
+            self.np_random, self.np_random_seed = seeding.np_random(seed)
+        agents = self.possible_agents
+        self.agents = agents[:]
+        self.rewards = dict.fromkeys(agents, 0.0)
+        self._cumulative_rewards = dict.fromkeys(agents, 0.0)
+        self.terminations = dict.fromkeys(agents, False)
+        self.truncations = dict.fromkeys(agents, False)
+        self.infos = {a: {} for a in agents}
+        self._c[:] = 0.0
+        self._n_acted = 0
+        self.agent_selection = agents[0]
+
+    # ----------------------------------------------------------------- observe
+    def observe(self, agent: str) -> np.ndarray:
+        """The 3n-vector of the module docstring for ``agent``."""
+        n, p = self.n_agents, self._index[agent]
+        mask = self._sees[p].copy()
+        mask[self._n_acted :] = False
+        obs = np.empty(3 * n, dtype=np.float32)
+        obs[:n] = self._c * mask
+        obs[n : 2 * n] = mask
+        obs[2 * n :] = self._one_hot[p]
+        return obs
+
+    # -------------------------------------------------------------------- step
+    def _contribution(self, agent: str, action: Any) -> float:
+        """Read ``action`` as a contribution in [0, 1], or raise naming the agent."""
+        if isinstance(action, np.ndarray) and action.size == 1:
+            action = action.reshape(-1)[0]
+        if isinstance(action, bool | np.bool_) or not isinstance(action, int | float | np.number):
+            raise TypeError(
+                f"{agent}'s action must be a number or a 1-element array, "
+                f"got {type(action).__name__}: {action!r:.80}"
+            )
+        if self.levels is None:
+            value = float(action)
+            if not 0.0 <= value <= 1.0:  # also rejects NaN
+                raise ValueError(f"{agent}'s contribution must be in [0, 1], got {value!r}")
+            return value
+        if not isinstance(action, int | np.integer):
+            raise TypeError(
+                f"{agent}'s action must be an integer level in [0, {self.levels - 1}], "
+                f"got {type(action).__name__}: {action!r}"
+            )
+        if not 0 <= action < self.levels:
+            raise ValueError(
+                f"{agent}'s level must be in [0, {self.levels - 1}], got {int(action)!r}"
+            )
+        return int(action) / (self.levels - 1)
+
+    def step(self, action: Any) -> None:
+        """Record the acting agent's contribution; pay everyone after the last one.
+
+        Raises:
+            TypeError: If the action is not a number (or a 1-element array).
+            ValueError: If the contribution is outside [0, 1] or NaN, the level out of range,
+                or a terminated agent's action is not ``None``.
+        """
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        p = self._index[agent]
+        self._c[p] = self._contribution(agent, action)
+        self._n_acted = p + 1
+        self._cumulative_rewards[agent] = 0.0
+        if p == self.n_agents - 1:
+            self._finish()
+        else:
+            self.agent_selection = self.possible_agents[p + 1]
+        if self.render_mode == "human":
+            print(f"{agent}: c = {self._c[p]:.4f}")
+
+    def _finish(self) -> None:
+        """Pay the rewards and end the episode."""
+        c = self._c
+        b = self.mechanism(c)
+        table = np.stack([b.cost, b.synergy, b.public_share, b.penalty, b.total]).T.tolist()
+        group = float(c.mean())
+        contributions = c.tolist()
+        for agent, c_i, row in zip(self.possible_agents, contributions, table, strict=True):
+            parts = dict(zip(_PARTS, row, strict=True))
+            total = parts["total"]
+            self.rewards[agent] = total
+            self._cumulative_rewards[agent] += total
+            self.terminations[agent] = True
+            self.infos[agent] = {
+                "contribution": c_i,
+                "score": c_i,
+                "effort": c_i,
+                "cost": parts["cost"],
+                "group_score": group,
+                "reward_components": parts,
+            }
+        self.agent_selection = self.possible_agents[0]
+
+    # ------------------------------------------------------------------ render
+    def render(self) -> str | None:
+        """The contributions so far (``"ansi"``: returned; ``"human"``: printed)."""
+        if self.render_mode is None:
+            return None
+        text = " ".join(
+            f"{a}={v:.3f}" for a, v in zip(self.possible_agents, self.contributions, strict=False)
+        )
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,214 @@
+"""``arith``: procedurally generated multi-step arithmetic word problems.
+
+Offline, seeded and unlimited: a split is ``n_problems`` problems drawn from a generator seeded
+by ``(seed, split)``; ``train`` and ``test`` use different generator seeds, and any question of
+``test`` that the train generator also produces is dropped from ``train``, so the splits share
+no question. Every answer is a non-negative integer.
+
+A problem starts from a quantity ("Ann has 12 apples.") and applies ``min_steps..max_steps``
+operations (buy ``k`` bags of ``m``, give away ``k``, find ``k``, double, split equally...),
+each kept integral and non-negative. ``difficulty="easy"`` uses 1-2 steps, numbers up to 10
+and only addition, subtraction and small products: a 135M model can learn it.
+
+Scoring is exact numeric match of the number the text ends on, read in this order of
+preference: the last ``The answer is N``, else the last ``#### N``, else the last number in the
+text. ``1,234``, ``1234.``, ``+7`` and ``12.0`` all read as numbers; a text with no number
+scores 0 with ``error="no number found"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import ClassVar
+
+import numpy as np
+
+from spgg_env.tasks.base import Problem, Score, Task
+
+NAMES = ("Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kim", "Lea")
+ITEMS = ("apples", "marbles", "stickers", "books", "coins", "pencils", "cards", "shells")
+CONTAINERS = ("bags", "boxes", "packs", "jars")
+
+_NUMBER = r"[-+]?[0-9][0-9,]*(?:\.[0-9]+)?"
+_ANSWER_IS = re.compile(rf"answer\s+is\s*:?\s*\$?\s*({_NUMBER})", re.IGNORECASE)
+_HASHES = re.compile(rf"####\s*\$?\s*({_NUMBER})")
+_ANY_NUMBER = re.compile(_NUMBER)
+
+Rng = np.random.Generator
+#: An operation: (rng, current value, name, items, easy) -> (sentence, new value), or None
+#: when it does not apply to the current value.
+Operation = Callable[[Rng, int, str, str, bool], "tuple[str, int] | None"]
+
+
+def _small(rng: Rng, easy: bool, low: int = 2) -> int:
+    return int(rng.integers(low, 10 if easy else 20, endpoint=True))
+
+
+def _buy_bags(rng: Rng, value: int, name: str, items: str, easy: bool) -> tuple[str, int]:
+    bags = int(rng.integers(2, 3 if easy else 6, endpoint=True))
+    per_bag = _small(rng, easy)
+    container = CONTAINERS[int(rng.integers(len(CONTAINERS)))]
+    return f"{name} buys {bags} {container} of {per_bag} {items}.", value + bags * per_bag
+
+
+def _find(rng: Rng, value: int, name: str, items: str, easy: bool) -> tuple[str, int]:
+    k = _small(rng, easy, 1)
+    return f"{name} finds {k} more {items}.", value + k
+
+
+def _give_away(rng: Rng, value: int, name: str, items: str, easy: bool) -> tuple[str, int] | None:
+    if value < 2:
+        return None
+    k = int(rng.integers(1, value))  # leaves at least one
+    return f"{name} gives {k} {items} to a friend.", value - k
+
+
+def _multiply(rng: Rng, value: int, name: str, items: str, easy: bool) -> tuple[str, int] | None:
+    if easy or value > 200:
+        return None
+    factor = int(rng.integers(2, 3, endpoint=True))
+    word = {2: "doubles", 3: "triples"}[factor]
+    return f"Then {name} {word} the number of {items}.", value * factor
+
+
+def _share(rng: Rng, value: int, name: str, items: str, easy: bool) -> tuple[str, int] | None:
+    if easy:
+        return None
+    parts = [d for d in range(2, 7) if value % d == 0 and value // d >= 1]
+    if not parts:
+        return None
+    d = parts[int(rng.integers(len(parts)))]
+    sentence = (
+        f"{name} splits the {items} equally among {d} people, {name} included, and keeps one share."
+    )
+    return sentence, value // d
+
+
+OPERATIONS: tuple[Operation, ...] = (_buy_bags, _find, _give_away, _multiply, _share)
+EASY_OPERATIONS: tuple[Operation, ...] = (_buy_bags, _find, _give_away)
+
+
+def generate_problem(rng: Rng, uid: str, min_steps: int, max_steps: int, easy: bool) -> Problem:
+    """Generate one word problem with its integer answer from ``rng``."""
+    name = NAMES[int(rng.integers(len(NAMES)))]
+    items = ITEMS[int(rng.integers(len(ITEMS)))]
+    value = _small(rng, easy) if easy else int(rng.integers(5, 50, endpoint=True))
+    sentences = [f"{name} has {value} {items}."]
+    operations = EASY_OPERATIONS if easy else OPERATIONS
+    n_steps = int(rng.integers(min_steps, max_steps, endpoint=True))
+    while len(sentences) <= n_steps:
+        step = operations[int(rng.integers(len(operations)))](rng, value, name, items, easy)
+        if step is not None:
+            sentence, value = step
+            sentences.append(sentence)
+    sentences.append(f"How many {items} does {name} have now?")
+    return Problem(
+        uid=uid,
+        question=" ".join(sentences),
+        answer=value,
+        metadata={"steps": n_steps, "difficulty": "easy" if easy else "normal"},
+    )
+
+
+def extract_number(text: str) -> Decimal | None:
+    """Read the final numeric answer of ``text`` (see the module docstring), or ``None``."""
+    for pattern in (_ANSWER_IS, _HASHES, _ANY_NUMBER):
+        matches = pattern.findall(text)
+        if matches:
+            raw = matches[-1].replace(",", "")
+            try:
+                return Decimal(raw)
+            except InvalidOperation:  # pragma: no cover - the regex only admits valid numbers
+                return None
+    return None
+
+
+class ArithTask(Task):
+    """Seeded multi-step arithmetic word problems, scored by exact numeric match.
+
+    Args:
+        n_problems: Problems per split (any positive number: generation is cheap).
+        min_steps: Fewest operations after the starting quantity.
+        max_steps: Most operations after the starting quantity.
+        seed: Base seed of the generators; each split adds its own index.
+        difficulty: ``"normal"`` or ``"easy"`` (1-2 steps, small numbers, +, - and bags only;
+            ``min_steps``/``max_steps`` are then capped at 2).
+
+    Raises:
+        ValueError: For a non-positive ``n_problems``, bad step bounds or an unknown difficulty.
+    """
+
+    name: ClassVar[str] = "arith"
+    version: ClassVar[str] = "1"
+    splits: ClassVar[tuple[str, ...]] = ("test", "train")
+    instruction: ClassVar[str] = (
+        "Solve the arithmetic word problem. Think step by step, then end your reply with "
+        "'The answer is N', where N is a whole number."
+    )
+
+    def __init__(
+        self,
+        n_problems: int = 1000,
+        min_steps: int = 2,
+        max_steps: int = 4,
+        seed: int = 0,
+        difficulty: str = "normal",
+    ) -> None:
+        super().__init__()
+        if int(n_problems) < 1:
+            raise ValueError(f"n_problems must be >= 1, got {n_problems!r}")
+        if difficulty not in ("normal", "easy"):
+            raise ValueError(f"difficulty must be 'normal' or 'easy', got {difficulty!r}")
+        if difficulty == "easy":
+            min_steps, max_steps = min(min_steps, 1), min(max_steps, 2)
+        if not 1 <= int(min_steps) <= int(max_steps):
+            raise ValueError(
+                f"need 1 <= min_steps <= max_steps, got min_steps={min_steps!r}, "
+                f"max_steps={max_steps!r}"
+            )
+        self.n_problems = int(n_problems)
+        self.min_steps = int(min_steps)
+        self.max_steps = int(max_steps)
+        self.seed = int(seed)
+        self.difficulty = difficulty
+
+    def _generate(self, split: str, n: int, exclude: frozenset[str]) -> list[Problem]:
+        rng = np.random.default_rng([self.seed, self.splits.index(split)])
+        out: list[Problem] = []
+        attempts = 0
+        while len(out) < n:
+            attempts += 1
+            if attempts > 100 * n + 1000:
+                raise ValueError(
+                    f"could not generate {n} {split!r} problems distinct from the test split; "
+                    "lower n_problems or raise max_steps"
+                )
+            uid = f"arith-{self.difficulty}-s{self.seed}-{split}-{len(out)}"
+            problem = generate_problem(
+                rng, uid, self.min_steps, self.max_steps, self.difficulty == "easy"
+            )
+            if problem.question not in exclude:
+                out.append(problem)
+        return out
+
+    def load_split(self, split: str) -> Sequence[Problem]:
+        """Generate ``split``; ``train`` never repeats a question of ``test``."""
+        exclude: frozenset[str] = frozenset()
+        if split == "train":
+            exclude = frozenset(p.question for p in self.problems("test"))
+        return self._generate(split, self.n_problems, exclude)
+
+    def score(self, problem: Problem, text: str) -> Score:
+        """1.0 if the final number of ``text`` equals the answer, else 0.0 (never raises)."""
+        if not isinstance(text, str):
+            return Score(0.0, None, f"expected a str, got {type(text).__name__}")
+        number = extract_number(text)
+        if number is None:
+            return Score(0.0, None, "no number found")
+        if number == number.to_integral_value() and number.adjusted() < 30:
+            extracted: int | str = int(number)
+        else:  # keep info small and JSON-friendly
+            extracted = str(number) if len(str(number)) <= 40 else str(number)[:37] + "..."
+        return Score(float(number == Decimal(problem.answer)), extracted)
