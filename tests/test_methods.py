@@ -1,0 +1,126 @@
+"""The comparison methods: call counts, what each call sees, voting, and option checks."""
+
+from __future__ import annotations
+
+import pytest
+from bench_toys import arith_setup
+from spgg_env.agents.backend import GenerationParams
+from spgg_env.baselines.methods import load_params_policy, majority_vote, make_method
+
+from spgg_env.benchmark import run_episode
+
+GREEDY = GenerationParams(max_new_tokens=32)
+
+
+def solve(name: str, **options):
+    task, backend = arith_setup()
+    problem = task.problems("test")[0]
+    record = run_episode(make_method(name, **options), task, problem, backend, GREEDY, seed=0)
+    return task, problem, backend, record
+
+
+def contents(prompt):
+    return "\n".join(m["content"] for m in prompt)
+
+
+def test_zero_shot_is_one_call_with_the_task_and_its_format():
+    task, problem, backend, record = solve("single_agent")
+    assert record["llm_calls"] == 1 == len(backend.prompts)
+    assert problem.question in contents(backend.prompts[0])
+    assert task.instruction in contents(backend.prompts[0])
+    assert record["tokens"] == record["prompt_tokens"] + record["completion_tokens"] > 0
+    assert record["final_answer"] == record["calls"][0]["text"]
+
+
+def test_few_shot_exemplars_come_from_train_and_precede_the_problem():
+    task, problem, backend, record = solve("single_agent", shots=2)
+    prompt = backend.prompts[0]
+    assert [m["role"] for m in prompt] == ["user", "assistant", "user", "assistant", "user"]
+    train = {p.uid for p in task.problems("train")}
+    assert len(record["details"]["exemplars"]) == 2
+    assert set(record["details"]["exemplars"]) <= train
+    assert problem.question in prompt[-1]["content"]
+
+
+def test_cot_asks_for_steps():
+    _, _, backend, _ = solve("cot")
+    assert "step by step" in contents(backend.prompts[0])
+
+
+def test_self_consistency_samples_k_and_returns_the_majority():
+    task, problem, backend, record = solve("self_consistency", samples=5, temperature=0.8)
+    assert record["llm_calls"] == 5 and backend.calls == [5]
+    assert all(p.temperature == 0.8 for p in backend.params)
+    texts = [c["text"] for c in record["calls"]]
+    chosen, votes = majority_vote(task, problem, texts)
+    assert record["final_answer"] == texts[chosen]
+    if votes:
+        key_counts = sorted(votes.values())
+        assert record["details"]["votes"] == votes and key_counts[-1] >= 1
+
+
+def test_majority_vote_ignores_unreadable_answers_and_breaks_ties_by_order():
+    task, backend = arith_setup()
+    problem = task.problems("test")[0]
+    texts = ["no idea", "The answer is 7", "The answer is 9", "so 9", "The answer is 7"]
+    chosen, votes = majority_vote(task, problem, texts)
+    assert chosen == 1 and votes == {"7": 2, "9": 2}
+    assert majority_vote(task, problem, ["none", "nothing"])[0] == 0
+    with pytest.raises(ValueError, match="at least one"):
+        majority_vote(task, problem, [])
+
+
+def test_debate_runs_agents_times_rounds_and_shows_others_answers():
+    _, _, backend, record = solve("debate", agents=3, rounds=2)
+    assert record["llm_calls"] == 6 and backend.calls == [3, 3]
+    first_round = [c["text"] for c in record["calls"][:3]]
+    revise = contents(backend.prompts[3])  # debater 1, round 2
+    assert "Agent 2:" in revise and "Agent 3:" in revise and "Agent 1:" not in revise
+    assert first_round[1].strip() in revise
+
+
+def test_econ_strategy_executors_commitment():
+    overrides = [{"temperature": 0.1}, {"temperature": 0.5}]
+    _, _, backend, record = solve("econ", executors=2, executor_params=overrides)
+    assert backend.calls == [1, 2, 1] and record["llm_calls"] == 4
+    assert [c["role"] for c in record["calls"]] == [
+        "coordinator", "executor_1", "executor_2", "commitment",
+    ]  # fmt: skip
+    assert [p.temperature for p in backend.params] == [0.0, 0.1, 0.5, 0.0]
+    strategy = record["calls"][0]["text"].strip()
+    assert strategy in contents(backend.prompts[1])
+    assert record["calls"][2]["text"].strip() in contents(backend.prompts[3])
+    assert record["final_answer"] == record["calls"][3]["text"]
+
+
+@pytest.mark.parametrize("observation, seen_by_third", [("partial", 1), ("full", 2)])
+def test_spgg_ensemble_observation(observation, seen_by_third):
+    _, _, backend, record = solve("spgg", agents=3, observation=observation)
+    assert backend.calls == [1, 1, 1]
+    third = contents(backend.prompts[2])
+    assert third.count(" wrote:") == seen_by_third
+    assert len(record["details"]["rewards"]) == 3
+    assert record["final_answer"] == record["calls"][2]["text"]
+
+
+@pytest.mark.parametrize(
+    "name, options, match",
+    [
+        ("nope", {}, "unknown method 'nope'"),
+        ("single_agent", {"shot": 1}, "unknown option"),
+        ("self_consistency", {"samples": 0}, "samples must be"),
+        ("debate", {"agents": 1}, "agents must be"),
+        ("econ", {"executors": 3, "executor_params": [{}]}, "one mapping per executor"),
+        ("spgg", {"observation": "some"}, "observation must be"),
+    ],
+)
+def test_bad_options_are_named(name, options, match):
+    with pytest.raises(ValueError, match=match):
+        make_method(name, **options)
+
+
+def test_missing_policy_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_params_policy(tmp_path / "none.pt")
+    with pytest.raises(FileNotFoundError, match="policy_checkpoint"):
+        make_method("econ", policy_checkpoint=str(tmp_path / "none.pt"))
