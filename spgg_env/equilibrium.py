@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from spgg_env.mechanism import RewardMechanism, make_mechanism
+from spgg_env.mechanism import THRESHOLD_TOL, RewardMechanism, make_mechanism
 
 #: Default absolute tolerance under which two payoffs count as a tie.
 TIE_TOL = 1e-9
@@ -97,7 +97,7 @@ class Equilibrium:
     @property
     def reaches_threshold(self) -> bool:
         """Whether the group score reaches ``B`` on the path (always, without a threshold)."""
-        return self.group_score >= self.threshold - TIE_TOL
+        return self.group_score >= self.threshold - THRESHOLD_TOL
 
     def action(self, agent: int, predecessors: Sequence[int] = ()) -> int:
         """Agent ``agent``'s SPNE level index given its predecessors' level indices."""
