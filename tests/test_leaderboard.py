@@ -1,0 +1,108 @@
+"""Leaderboard: bootstrap intervals, aggregation from records, the frontier, and the board."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from bench_toys import arith_setup
+from spgg_env.agents.bench_cli import add_parser, main
+
+from spgg_env.benchmark import RESULT_FILE, BenchConfig, pin_splits, run_benchmark
+from spgg_env.leaderboard import aggregate, bootstrap_ci, pareto_front
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
+    x = np.random.default_rng(1).random(30)
+    a = bootstrap_ci(x, samples=500, seed=3)
+    assert a == bootstrap_ci(x, samples=500, seed=3)
+    assert a != bootstrap_ci(x, samples=500, seed=4)
+    assert a[0] < x.mean() < a[1]
+    assert bootstrap_ci([0.5] * 5) == (0.5, 0.5)
+    with pytest.raises(ValueError, match="at least one"):
+        bootstrap_ci([])
+
+
+def rec(uid, seed, score, parse_failure=False, tokens=10, calls=1):
+    return {
+        "uid": uid, "seed": seed, "score": score, "parse_failure": parse_failure,
+        "tokens": tokens, "prompt_tokens": tokens - 2, "completion_tokens": 2, "llm_calls": calls,
+    }  # fmt: skip
+
+
+def test_aggregate_averages_seeds_per_problem_first():
+    records = [rec("a", 0, 1.0), rec("a", 1, 0.0), rec("b", 0, 1.0, tokens=30), rec("b", 1, 1.0)]
+    records.append(rec("c", 0, 0.0, parse_failure=True, calls=4))
+    records.append(rec("c", 1, 0.0, parse_failure=True, calls=4))
+    agg = aggregate(records, bootstrap_samples=100)
+    assert agg["n_problems"] == 3 and agg["n_episodes"] == 6
+    assert agg["score"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert agg["parse_failure_rate"] == pytest.approx(1 / 3)
+    assert agg["tokens_per_problem"] == pytest.approx(80 / 6)
+    assert agg["llm_calls_per_problem"] == pytest.approx(12 / 6)
+    with pytest.raises(ValueError, match="zero episode"):
+        aggregate([])
+
+
+def test_pareto_front_keeps_only_unbeaten_cheaper_points():
+    rows = [
+        {"name": "a", "tokens_per_problem": 10, "score": 0.2},
+        {"name": "b", "tokens_per_problem": 50, "score": 0.1},
+        {"name": "c", "tokens_per_problem": 100, "score": 0.5},
+        {"name": "d", "tokens_per_problem": 5, "score": 0.2},
+    ]
+    assert [r["name"] for r in pareto_front(rows)] == ["d", "c"]
+
+
+@pytest.fixture
+def results(tmp_path):
+    task, backend = arith_setup()
+    splits = pin_splits([task], "small-v1", size=5, splits_dir=tmp_path / "splits")
+    for method in ("single_agent", "debate"):
+        config = BenchConfig(
+            name=method,
+            method=method,
+            task="arith",
+            bootstrap_samples=100,
+            task_options={"n_problems": 12},
+            decoding={"max_new_tokens": 8},
+        )
+        run_benchmark(config, tmp_path / "results", backend=backend, task=task,
+                      splits_dir=splits.parent, progress=False)  # fmt: skip
+    return tmp_path / "results", splits.parent
+
+
+def cli(*argv) -> int:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    return main(parser.parse_args(["bench", *map(str, argv)]))
+
+
+def test_board_regenerates_identically_from_results(tmp_path, results):
+    folder, splits = results
+    assert cli("leaderboard", folder, "--out", tmp_path / "b1", "--splits-dir", splits) == 0
+    assert cli("leaderboard", folder, "--out", tmp_path / "b2", "--splits-dir", splits) == 0
+    for name in ("leaderboard.md", "leaderboard.html"):
+        assert (tmp_path / "b1" / name).read_text() == (tmp_path / "b2" / name).read_text()
+    assert (tmp_path / "b1" / "frontier.png").stat().st_size > 1000
+    board = (tmp_path / "b1" / "leaderboard.md").read_text()
+    header = json.loads((folder / "debate" / RESULT_FILE).read_text())
+    assert f"| debate | scripted | {header['aggregates']['score']:.3f} |" in board
+    assert (
+        "## arith (small-v1)" in board
+        and "<table>" in (tmp_path / "b1" / "leaderboard.html").read_text()
+    )
+
+
+def test_board_refuses_a_tampered_result(tmp_path, results, capsys):
+    folder, splits = results
+    path = folder / "debate" / RESULT_FILE
+    header = json.loads(path.read_text())
+    header["aggregates"]["tokens_per_problem"] = 1.0
+    path.write_text(json.dumps(header))
+    assert cli("leaderboard", folder, "--out", tmp_path / "b", "--splits-dir", splits) == 1
+    err = capsys.readouterr().err
+    assert "aggregate 'tokens_per_problem' is 1.0 in the file" in err and "no board written" in err
+    assert not (tmp_path / "b" / "leaderboard.md").exists()
