@@ -43,7 +43,7 @@ DEFAULT_LEVELS = np.linspace(0.0, 1.0, 11)
 MAX_LEAVES = 5_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Equilibrium:
     """An equilibrium of the scalar game on a grid.
 

@@ -47,7 +47,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RewardBreakdown:
     """Per-agent reward and its parts; every array has shape ``(..., n)``."""
 
@@ -72,13 +72,16 @@ class RewardBreakdown:
 THRESHOLD_TOL = 1e-9
 
 
-def _validate(name: str, value: float, low: float, high: float = np.inf) -> float:
+def _validate(owner: object, name: str, low: float, high: float = np.inf) -> float:
+    """Check parameter ``name`` of a frozen dataclass and store it as a plain float."""
+    value = getattr(owner, name)
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}") from None
     if not (low <= number <= high):
         raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+    object.__setattr__(owner, name, number)
     return number
 
 
@@ -139,11 +142,11 @@ class MacSpgg:
     sequential: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        _validate("B", self.B, 0.0, 1.0)
-        _validate("gamma", self.gamma, 0.0)
-        _validate("rho", self.rho, 0.0)
-        _validate("P", self.P, 0.0)
-        if _validate("kappa", self.kappa, 0.0) == 0.0:
+        _validate(self, "B", 0.0, 1.0)
+        _validate(self, "gamma", 0.0)
+        _validate(self, "rho", 0.0)
+        _validate(self, "P", 0.0)
+        if _validate(self, "kappa", 0.0) == 0.0:
             raise ValueError("kappa must be > 0 (strictly convex cost), got 0.0")
 
     def __call__(
@@ -185,8 +188,8 @@ class ClassicPgg:
     sequential: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        _validate("rho", self.rho, 0.0)
-        _validate("kappa", self.kappa, 0.0)
+        _validate(self, "rho", 0.0)
+        _validate(self, "kappa", 0.0)
 
     def __call__(
         self,

@@ -92,6 +92,12 @@ def test_make_mechanism_rejects_unknown_names_and_parameters():
     assert make_mechanism(ready) is ready
 
 
+def test_numeric_strings_and_numpy_scalars_are_stored_as_floats():
+    mech = make_mechanism("mac-spgg", kappa="1.0", B=np.float32(0.5))
+    assert type(mech.kappa) is float and type(mech.B) is float
+    np.testing.assert_allclose(mech([1.0]).cost, [1.0])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
