@@ -1,7 +1,10 @@
 """The exact solver: cross-checked against a plain recursive solver, and what it shows
 about the mechanisms (Theorems 1 and 2 of the MAC-SPGG paper, on our formula and grid)."""
 
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +176,17 @@ def test_theorem2_in_B_holds_only_where_B_starts_to_bind_or_stops_being_reachabl
     weak = sweep("mac-spgg", {"B": [0.85, 0.9, 0.95, 1.0]}, n_agents=3, fixed={"P": 0.1})
     assert weak["reaches_B"].tolist() == [True, True, True, False]
     assert weak["welfare"][-1] < weak["welfare"][:-1].min()
+
+
+def test_example_script_draws_the_map(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "examples" / "equilibrium_map.py"
+    out = tmp_path / "map.png"
+    run = subprocess.run(
+        [sys.executable, str(script), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "n=3: path [0.6, 1.0, 1.0]" in run.stdout and "unique=False" not in run.stdout
