@@ -189,28 +189,51 @@ def _statements(text: str) -> list[tuple[int, list[str] | None]]:
     return sorted(found, key=lambda item: item[0])
 
 
-def _normalise(text: str) -> str:
+def _loose(text: str) -> str:
+    """Lower case, punctuation dropped, whitespace collapsed."""
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _match_option_text(text: str, choices: Sequence[str]) -> str | None:
-    """The letter of the one option whose text appears in ``text`` (whole words), else None.
+def _strict(text: str) -> str:
+    """Lower case, whitespace collapsed, symbols kept ("-x" differs from "+x")."""
+    return " ".join(text.lower().split())
 
-    An option whose text lies inside another matched option's text ("Wrong, Wrong" inside
-    "Not wrong, Wrong") does not count on its own.
+
+def _match_option_text(text: str, choices: Sequence[str]) -> str | None:
+    """The letter of the one option whose text appears in ``text``, else ``None``.
+
+    Symbols count first ("ΔG > 0" is not "ΔG = 0"); when that finds nothing, punctuation is
+    ignored. An option whose text lies inside another found option's text ("Wrong, Wrong"
+    inside "Not wrong, Wrong") does not count on its own.
     """
-    haystack = f" {_normalise(text)} "
-    found = {}
-    for letter, choice in zip(LETTERS, choices, strict=False):
-        needle = _normalise(str(choice))
-        if needle and f" {needle} " in haystack:
-            found[letter] = needle
-    kept = [
-        letter
-        for letter, needle in found.items()
-        if not any(needle != other and needle in other for other in found.values())
+    for normalise in (_strict, _loose):
+        haystack = normalise(text)
+        found = {}
+        for letter, choice in zip(LETTERS, choices, strict=False):
+            needle = normalise(str(choice))
+            if needle and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", haystack):
+                found[letter] = needle
+        kept = [
+            letter
+            for letter, needle in found.items()
+            if not any(needle != other and needle in other for other in found.values())
+        ]
+        if found:
+            return kept[0] if len(kept) == 1 else None
+    return None
+
+
+def _option_prefix(text: str, choices: Sequence[str]) -> str | None:
+    """The letter of the longest option text that ``text`` starts with (``None`` if none)."""
+    head = _strict(text.lstrip(" *_:"))
+    starts = [
+        (len(needle), letter)
+        for letter, choice in zip(LETTERS, choices, strict=False)
+        if (needle := _strict(str(choice)).rstrip("."))
+        and len(needle) > 1
+        and re.match(rf"{re.escape(needle)}(?!\w)", head)
     ]
-    return kept[0] if len(kept) == 1 else None
+    return max(starts)[1] if starts else None
 
 
 def extract_choice(text: str, choices: Sequence[str] | None = None) -> str | None:
@@ -220,7 +243,7 @@ def extract_choice(text: str, choices: Sequence[str] | None = None) -> str | Non
 
     1. the last answer statement that names letters ("Answer: C", "the answer is (C)",
        "I choose C", "option C is correct"); two letters there ("A or C") give ``None``;
-    2. the whole text is one letter ("C", "(C)", "**C.**");
+    2. the whole text is one letter ("C", "(C)", "**C.**") or exactly one option's text;
     3. the text starts with an option label ("C. Paris") and labels no other option;
     4. the text of exactly one option (after the last statement, else anywhere);
     5. exactly one letter marked as an option anywhere ("(C)", "option C").
@@ -236,12 +259,17 @@ def extract_choice(text: str, choices: Sequence[str] | None = None) -> str | Non
     if not isinstance(text, str) or not text.strip():
         return None
     statements = _statements(text)
-    named = [letters for _, letters in statements if letters]
+    named = [(pos, letters) for pos, letters in statements if letters]
     if named:
-        last = set(named[-1])
-        return last.pop() if len(last) == 1 else None
+        pos, letters = named[-1]
+        if choices and (letter := _option_prefix(text[pos:], choices)) is not None:
+            return letter  # "the answer is A decrease in..." names the option's text
+        return letters[0] if len(set(letters)) == 1 else None
     if (bare := _BARE_RE.match(text)) is not None:
         return bare.group(1)
+    exact = [i for i, c in enumerate(choices or ()) if _strict(str(c)) == _strict(text).rstrip(".")]
+    if len(exact) == 1:
+        return LETTERS[exact[0]]
     labels = [m.group(1) for m in _LABEL_RE.finditer(text)]
     if labels and _LABEL_RE.match(text) and len(set(labels)) == 1:
         return labels[0]

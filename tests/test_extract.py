@@ -120,3 +120,16 @@ def test_never_raises_on_odd_strings() -> None:
     for text in ["\x00\x01", "}}}{{{\\boxed{", "####", "answer is" * 1000, "1" * 5000]:
         extract_number(text)
         extract_choice(text, CHOICES)
+
+
+def test_statement_starting_with_an_option_text() -> None:
+    choices = ["A decrease in prices", "An increase in prices", "No change", "It depends"]
+    assert extract_choice("I think the answer is A decrease in prices.", choices) == "A"
+    assert extract_choice("I think the answer is An increase in prices.", choices) == "B"
+    assert extract_choice("The answer is B. An increase in prices", choices) == "B"
+
+
+def test_symbols_distinguish_options() -> None:
+    choices = ["80%", "40%", "-40%", "-80%"]
+    assert extract_choice("-40%", choices) == "C"
+    assert extract_choice("40%", choices) == "B"
