@@ -1,0 +1,418 @@
+"""Run untrusted Python programs in a hardened subprocess.
+
+Generated code never runs in the host process. Each program gets its own subprocess, started as
+``python -I -S spgg_env/_sandbox_child.py`` with a scrubbed environment, in its own temporary
+run directory (removed afterwards). The child hardens itself before it runs a line of the
+program (see :mod:`spgg_env._sandbox_child` for the exact steps):
+
+* **namespaces** when the kernel allows (root, or unprivileged user namespaces): private mount,
+  network, PID, IPC and UTS namespaces. The program is PID 2 under a tiny PID 1; when PID 1 ends,
+  the kernel kills everything the program left behind, fork bombs included;
+* **read-only file system** except the program's working directory, and a fresh ``/proc``;
+* **no network**: a network namespace with no interface up, or (fallback) an audit hook that
+  refuses internet sockets;
+* **limits**: wall-clock timeout (enforced here), CPU seconds, address space, processes, file
+  size (which also caps stdout/stderr, written to files), open files, no core dumps;
+* **unprivileged user** when running as root: a uid/gid of its own per concurrent run, no groups;
+* the whole process group is killed with ``SIGKILL`` when the run ends.
+
+What actually ran is recorded in :attr:`SandboxResult.isolation`; read it, because a kernel
+without namespaces gives a weaker sandbox (see ``docs/sandbox.md``).
+
+Example:
+    >>> sandbox = Sandbox(Limits(timeout_s=5))
+    >>> sandbox.run("print(1 + 1)").stdout
+    '2\\n'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+Status = Literal["passed", "failed", "timeout", "error"]
+
+_CHILD = Path(__file__).with_name("_sandbox_child.py")
+_HINTS = {
+    signal.SIGXCPU: "CPU time limit",
+    signal.SIGXFSZ: "file size limit",
+    signal.SIGSEGV: "crash, e.g. a stack overflow from deep recursion",
+    signal.SIGKILL: "killed",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandboxed run.
+
+    Attributes:
+        timeout_s: Wall-clock limit in seconds, interpreter start included.
+        cpu_s: CPU-time limit in seconds (``RLIMIT_CPU``); default ``ceil(timeout_s) + 1``.
+        memory_bytes: Address-space limit (``RLIMIT_AS``).
+        max_processes: Processes the sandbox may run at once (``RLIMIT_NPROC``).
+        max_file_bytes: Largest file the program may write, stdout and stderr included
+            (``RLIMIT_FSIZE``).
+        max_open_files: Open file descriptors (``RLIMIT_NOFILE``).
+        max_output_bytes: How much of stdout and of stderr is returned.
+    """
+
+    timeout_s: float = 10.0
+    cpu_s: int | None = None
+    memory_bytes: int = 512 << 20
+    max_processes: int = 32
+    max_file_bytes: int = 16 << 20
+    max_open_files: int = 64
+    max_output_bytes: int = 64 << 10
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value is not None and not value > 0:
+                raise ValueError(f"Limits.{name} must be positive, got {value!r}")
+
+    def rlimits(self) -> dict[str, int]:
+        """The limits as passed to the child (``cpu_s`` resolved)."""
+        cpu = self.cpu_s if self.cpu_s is not None else math.ceil(self.timeout_s) + 1
+        return {
+            "cpu_s": int(cpu),
+            "memory_bytes": int(self.memory_bytes),
+            "max_processes": int(self.max_processes),
+            "max_file_bytes": int(self.max_file_bytes),
+            "max_open_files": int(self.max_open_files),
+        }
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """What happened to one program.
+
+    Attributes:
+        status: ``"passed"`` (exit code 0), ``"failed"`` (non-zero exit, uncaught exception,
+            killed by a signal or a limit), ``"timeout"`` (wall clock) or ``"error"`` (the
+            sandbox itself could not run the program).
+        reason: One line saying why (``"ok"`` when passed).
+        returncode: The program's exit code, ``-signal`` when killed, ``None`` if unknown.
+        stdout: The start of the program's stdout (capped at ``Limits.max_output_bytes``).
+        stderr: The start of its stderr (same cap).
+        duration_s: Wall-clock seconds of the whole run, start-up and clean-up included.
+        isolation: Which protections actually ran (user, namespaces, network, filesystem,
+            processes, limits).
+    """
+
+    status: Status
+    reason: str
+    returncode: int | None
+    stdout: str
+    stderr: str
+    duration_s: float
+    isolation: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when the program exited with code 0."""
+        return self.status == "passed"
+
+
+class _UidPool:
+    """Hands out a distinct unprivileged uid to each concurrent run of this process."""
+
+    def __init__(self, base: int, size: int = 256) -> None:
+        self._free = list(range(base + size - 1, base - 1, -1))
+        self._cond = threading.Condition()
+
+    def acquire(self) -> int:
+        with self._cond:
+            while not self._free:
+                self._cond.wait()
+            return self._free.pop()
+
+    def release(self, uid: int) -> None:
+        with self._cond:
+            self._free.append(uid)
+            self._cond.notify()
+
+
+# Far above real accounts; distinct per host process so parallel test workers do not share.
+_UIDS = _UidPool(base=1_000_000 + (os.getpid() % 4096) * 256)
+
+
+class Sandbox:
+    """Runs untrusted Python programs, one hardened subprocess each.
+
+    Args:
+        limits: Resource limits (defaults: :class:`Limits`).
+        workers: Parallel runs in :meth:`run_many` (default: the CPU count).
+        namespaces: Use Linux namespaces when the kernel allows (recommended).
+        drop_privileges: When running as root, run the program as an unprivileged uid.
+        site_packages: Let programs import third-party packages (slower start-up).
+        tmp_dir: Where run directories are created (default: the system temp dir).
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        workers: int | None = None,
+        namespaces: bool = True,
+        drop_privileges: bool = True,
+        site_packages: bool = False,
+        tmp_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        self.workers = workers or os.cpu_count() or 1
+        self.namespaces = namespaces
+        self.drop_privileges = drop_privileges and os.geteuid() == 0
+        self.site_packages = site_packages
+        self.tmp_dir = None if tmp_dir is None else os.fspath(tmp_dir)
+
+    # ------------------------------------------------------------------ public
+    def run(self, program: str, *, timeout_s: float | None = None) -> SandboxResult:
+        """Run one program; never raises on any program text.
+
+        Args:
+            program: Python source, run as ``__main__`` in a fresh working directory.
+            timeout_s: Wall-clock limit overriding ``limits.timeout_s``.
+        """
+        limits = self.limits
+        if timeout_s is not None:
+            limits = Limits(**{**asdict(limits), "timeout_s": timeout_s})
+        start = time.perf_counter()
+        uid = _UIDS.acquire() if self.drop_privileges else None
+        run_dir = tempfile.mkdtemp(prefix="spgg-sbx-", dir=self.tmp_dir)
+        try:
+            result = self._run_in(Path(run_dir), program, limits, uid)
+        except OSError as exc:
+            result = _error(f"sandbox could not start: {exc}")
+        finally:
+            _rmtree(run_dir)
+            if uid is not None:
+                _UIDS.release(uid)
+        return replace(result, duration_s=time.perf_counter() - start)
+
+    def run_many(
+        self, programs: Sequence[str], *, timeout_s: float | None = None
+    ) -> list[SandboxResult]:
+        """Run several programs on :attr:`workers` parallel workers; results in input order."""
+        if len(programs) <= 1 or self.workers == 1:
+            return [self.run(p, timeout_s=timeout_s) for p in programs]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(lambda p: self.run(p, timeout_s=timeout_s), programs))
+
+    def describe(self) -> dict[str, object]:
+        """Configuration and the isolation a trivial program actually got on this host."""
+        probe = self.run("pass")
+        return {
+            "limits": self.limits.rlimits() | {"timeout_s": self.limits.timeout_s},
+            "workers": self.workers,
+            "probe_status": probe.status,
+            "isolation": dict(probe.isolation),
+        }
+
+    # ----------------------------------------------------------------- private
+    def _run_in(
+        self, run_dir: Path, program: str, limits: Limits, uid: int | None
+    ) -> SandboxResult:
+        work = run_dir / "work"
+        work.mkdir()
+        (run_dir / "stage").mkdir()
+        (work / "program.py").write_bytes(program.encode("utf-8", errors="replace"))
+        if uid is not None:
+            os.chown(work, uid, uid)
+        config = {
+            "program": "program.py",
+            "staging": str(run_dir / "stage"),
+            "uid": uid,
+            "gid": uid,
+            "namespaces": self.namespaces,
+            "limits": limits.rlimits(),
+        }
+        flags = ["-I"] if self.site_packages else ["-I", "-S"]
+        with (
+            open(run_dir / "stdout", "wb+") as out,
+            open(run_dir / "stderr", "wb+") as err,
+            open(run_dir / "report", "wb+") as report,
+        ):
+            config["report_fd"] = report.fileno()
+            proc = subprocess.Popen(
+                [sys.executable, *flags, str(_CHILD), json.dumps(config)],
+                cwd=work,
+                env=_clean_env(str(work)),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                pass_fds=(report.fileno(),),
+                start_new_session=True,
+            )
+            timed_out = False
+            try:
+                proc.wait(timeout=limits.timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                proc.terminate()  # the child kills its PID namespace and reaps it
+                try:
+                    proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    pass
+            _kill_group(proc)
+            records = _read_report(report)
+            if uid is not None and not _in_pid_namespace(records):
+                _kill_uid(uid)  # no PID namespace: sweep processes that left the group
+            stdout = _read_capped(out, limits.max_output_bytes)
+            stderr = _read_capped(err, limits.max_output_bytes)
+            last_line = _last_line(err)
+        isolation = dict(records["isolation"]) | {"limits": _describe_limits(limits)}
+        if timed_out:
+            status, code = "timeout", None
+            reason = f"wall-clock timeout after {limits.timeout_s:g} s"
+        elif "setup_error" in records:
+            status, reason, code = "error", f"sandbox setup failed: {records['setup_error']}", None
+        else:
+            status, reason, code = _outcome(records, proc.returncode, last_line)
+        return SandboxResult(status, reason, code, stdout, stderr, 0.0, isolation)
+
+
+# ---------------------------------------------------------------------- helpers
+def _clean_env(work: str) -> dict[str, str]:
+    """The whole environment the child sees: nothing of the host's."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": work,
+        "TMPDIR": work,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the run's whole process group, then reap the child."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process owned by ``uid`` (used only without a PID namespace)."""
+    for _ in range(10):
+        found = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    os.kill(int(name), signal.SIGKILL)
+                    found = True
+            except OSError:
+                continue
+        if not found:
+            return
+        time.sleep(0.01)
+
+
+def _read_report(handle) -> dict:
+    handle.seek(0)
+    records: dict = {"isolation": {}}
+    for line in handle.read().decode("utf-8", errors="replace").splitlines():
+        try:
+            records.update(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def _read_capped(handle, cap: int) -> str:
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(0)
+    text = handle.read(cap).decode("utf-8", errors="replace")
+    if size > cap:
+        text += f"\n[... {size - cap} more bytes not shown]"
+    return text
+
+
+def _last_line(handle, tail: int = 4096) -> str:
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, size - tail))
+    lines = handle.read().decode("utf-8", errors="replace").strip().splitlines()
+    return lines[-1].strip()[:300] if lines else ""
+
+
+def _in_pid_namespace(records: dict) -> bool:
+    return "pid namespace" in records["isolation"].get("processes", "")
+
+
+def _signal_reason(number: int) -> str:
+    try:
+        sig = signal.Signals(number)
+    except ValueError:
+        return f"killed by signal {number}"
+    hint = _HINTS.get(sig)
+    return f"killed by {sig.name}" + (f" ({hint})" if hint else "")
+
+
+def _outcome(records: dict, returncode: int, last_line: str) -> tuple[Status, str, int | None]:
+    if "signal" in records:
+        return "failed", _signal_reason(records["signal"]), -records["signal"]
+    if "returncode" not in records:
+        if _in_pid_namespace(records):
+            return "failed", f"sandbox init ended early (code {returncode})", returncode
+        if returncode < 0:
+            return "failed", _signal_reason(-returncode), returncode
+        records = {"returncode": returncode}
+    code = records["returncode"]
+    if code == 0:
+        return "passed", "ok", 0
+    reason = last_line or f"exit code {code}"
+    if "File too large" in reason:
+        reason += " (file size limit; too much output?)"
+    elif reason.startswith("MemoryError"):
+        reason += " (memory limit)"
+    return "failed", reason, code
+
+
+def _describe_limits(limits: Limits) -> str:
+    r = limits.rlimits()
+    return (
+        f"wall {limits.timeout_s:g} s, cpu {r['cpu_s']} s, as {r['memory_bytes'] >> 20} MiB, "
+        f"nproc {r['max_processes']}, fsize {r['max_file_bytes'] >> 20} MiB, "
+        f"nofile {r['max_open_files']}"
+    )
+
+
+def _error(reason: str) -> SandboxResult:
+    return SandboxResult("error", reason, None, "", "", 0.0, {})
+
+
+def _rmtree(path: str) -> None:
+    """Remove a run directory even if the program made parts of it unreadable."""
+
+    def fix(func, target, _exc):
+        try:
+            os.chmod(os.path.dirname(target), 0o700)
+            os.chmod(target, 0o700)
+            func(target)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=fix)
+
+
+__all__ = ["Limits", "Sandbox", "SandboxResult", "Status"]
