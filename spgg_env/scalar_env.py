@@ -31,7 +31,23 @@ from pettingzoo import AECEnv
 from spgg_env.mechanism import Mechanism, make_mechanism
 
 OBSERVATION_MODES = ("partial", "full", "none")
-_PARTS = ("cost", "synergy", "public_share", "penalty", "total")
+
+
+class UnitBox(spaces.Box):
+    """``Box(0, 1, shape, float32)`` whose unmasked ``sample()`` is one numpy call.
+
+    Gymnasium's generic ``Box.sample`` costs ~15x more and dominated a benchmark step; this
+    draws the same distribution (uniform on [0, 1)) from the space's own seeded ``np_random``.
+    """
+
+    def __init__(self, shape: tuple[int, ...], seed: int | None = None) -> None:
+        super().__init__(0.0, 1.0, shape, np.float32, seed=seed)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
+        """A uniform sample; with a mask or probability, Gymnasium's own rules apply."""
+        if mask is not None or probability is not None:
+            return super().sample(mask, probability)
+        return self.np_random.random(self.shape, dtype=np.float32)
 
 
 class ScalarSPGGEnv(AECEnv):
@@ -91,9 +107,7 @@ class ScalarSPGGEnv(AECEnv):
             a: spaces.Box(0.0, 1.0, (3 * n,), np.float32) for a in self.possible_agents
         }
         self.action_spaces = {
-            a: spaces.Box(0.0, 1.0, (1,), np.float32)
-            if self.levels is None
-            else spaces.Discrete(self.levels)
+            a: UnitBox((1,)) if self.levels is None else spaces.Discrete(self.levels)
             for a in self.possible_agents
         }
         # _sees[p, j]: position p sees predecessor j (once j has acted)
@@ -201,15 +215,21 @@ class ScalarSPGGEnv(AECEnv):
             print(f"{agent}: c = {self._c[p]:.4f}")
 
     def _finish(self) -> None:
-        """Pay the rewards and end the episode."""
-        c = self._c
-        b = self.mechanism(c)
-        table = np.stack([b.cost, b.synergy, b.public_share, b.penalty, b.total]).T.tolist()
-        group = float(c.mean())
-        contributions = c.tolist()
-        for agent, c_i, row in zip(self.possible_agents, contributions, table, strict=True):
-            parts = dict(zip(_PARTS, row, strict=True))
-            total = parts["total"]
+        """Pay the rewards and end the episode (plain floats: cheaper than numpy for small n)."""
+        b = self.mechanism(self._c)
+        contributions = self._c.tolist()
+        group = sum(contributions) / self.n_agents
+        columns = zip(
+            self.possible_agents,
+            contributions,
+            b.cost.tolist(),
+            b.synergy.tolist(),
+            b.public_share.tolist(),
+            b.penalty.tolist(),
+            strict=True,
+        )
+        for agent, c_i, cost, synergy, share, penalty in columns:
+            total = -cost + synergy + share - penalty  # RewardBreakdown.total, same float order
             self.rewards[agent] = total
             self._cumulative_rewards[agent] += total
             self.terminations[agent] = True
@@ -217,9 +237,15 @@ class ScalarSPGGEnv(AECEnv):
                 "contribution": c_i,
                 "score": c_i,
                 "effort": c_i,
-                "cost": parts["cost"],
+                "cost": cost,
                 "group_score": group,
-                "reward_components": parts,
+                "reward_components": {
+                    "cost": cost,
+                    "synergy": synergy,
+                    "public_share": share,
+                    "penalty": penalty,
+                    "total": total,
+                },
             }
         self.agent_selection = self.possible_agents[0]
 
