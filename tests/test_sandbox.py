@@ -1,0 +1,224 @@
+"""The sandbox against hostile and broken programs: each must fail with a reason and leave the
+host unharmed (files, processes, environment, network), and the next run must still work."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from spgg_env.sandbox import Limits, Sandbox, SandboxResult
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
+
+SECRET = "spgg-host-secret-" + uuid.uuid4().hex
+TIMEOUT_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def host():
+    """Things of the host that hostile programs go after.
+
+    The canary is world-writable in a world-writable directory, so that only the sandbox's
+    read-only view (not file permissions) protects it.
+    """
+    canary_dir = Path(tempfile.mkdtemp(prefix="spgg-canary-"))
+    canary = canary_dir / "canary.txt"
+    canary.write_text("keep me")
+    canary_dir.chmod(0o777)
+    canary.chmod(0o666)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    os.environ["SPGG_TEST_SECRET"] = SECRET
+    yield {
+        "canary": canary,
+        "canary_dir": canary_dir,
+        "port": listener.getsockname()[1],
+        "listener": listener,
+        "pid": os.getpid(),
+        "stray": f"/tmp/spgg-stray-{uuid.uuid4().hex}",
+        "shm": f"/dev/shm/spgg-stray-{uuid.uuid4().hex}",
+    }
+    del os.environ["SPGG_TEST_SECRET"]
+    listener.close()
+    shutil.rmtree(canary_dir)
+
+
+def hostile_programs(h: dict) -> dict[str, str]:
+    return {
+        "infinite_loop": "while True:\n    pass",
+        "sleep_forever": "import time\ntime.sleep(1000)",
+        "fork_bomb": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
+        "        pass",
+        "memory_bomb": "blob = bytearray(10**11)",
+        "memory_creep": "hoard = []\nwhile True:\n    hoard.append(bytearray(50 * 2**20))",
+        "deep_recursion": "import sys\nsys.setrecursionlimit(10**8)\n"
+        "def f(n):\n    return f(n + 1) + 1\nf(0)",
+        "c_stack_overflow": "import ast\nast.parse('(' * 10**6)",
+        "remove_canary": f"import os\nos.remove({str(h['canary'])!r})",
+        "rmtree_canary_dir": f"import shutil\nshutil.rmtree({str(h['canary_dir'])!r})",
+        "overwrite_canary": f"open({str(h['canary'])!r}, 'w').write('pwned')",
+        "write_stray_tmp": f"open({h['stray']!r}, 'w').write('x')",
+        "write_dev_shm": f"open({h['shm']!r}, 'w').write('x')",
+        "kill_parent": "import os\nos.kill(os.getppid(), 9)\nraise SystemExit(1)",
+        "kill_host_pid": f"import os\nos.kill({h['pid']}, 9)",
+        "kill_everything": "import os\nos.kill(-1, 9)\nraise SystemExit(1)",
+        "os_exit_nonzero": "import os\nos._exit(7)",
+        "self_signal": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)",
+        "open_socket": f"import socket\nsocket.create_connection(('127.0.0.1', {h['port']}), 2)",
+        "external_socket": "import socket\nsocket.create_connection(('1.1.1.1', 53), 2)",
+        "read_env": "import os\nprint(dict(os.environ))\nassert 'SPGG_TEST_SECRET' in os.environ",
+        "read_host_environ": f"print(open('/proc/{h['pid']}/environ').read())",
+        "print_gigabytes": "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)",
+        "syntax_error": "def f(:\n    return",
+        "binary_junk": "\x00\x7f\xfe\ufffd\u202e junk \x1b[2J",
+        "setsid_escape": "import os, time\nif os.fork() == 0:\n    os.setsid()\n"
+        "    time.sleep(300)\nraise SystemExit(1)",
+        "many_files": "fs = [open(f'f{i}', 'w') for i in range(10**5)]",
+        "big_file": "with open('big', 'wb') as f:\n    while True:\n        f.write(b'0' * 2**20)",
+    }
+
+
+@pytest.fixture(scope="module")
+def outcomes(host) -> dict[str, SandboxResult]:
+    sandbox = Sandbox(Limits(timeout_s=TIMEOUT_S), workers=2)
+    programs = hostile_programs(host)
+    results = sandbox.run_many(list(programs.values()))
+    return dict(zip(programs, results, strict=True))
+
+
+HOST_KEYS = ("canary", "canary_dir", "port", "pid", "stray", "shm")
+NAMES = list(hostile_programs(dict.fromkeys(HOST_KEYS, "")))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hostile_program_fails_with_a_reason(outcomes, name):
+    result = outcomes[name]
+    assert result.status in {"failed", "timeout"}, (name, result)
+    assert result.reason and result.reason != "ok"
+    assert result.duration_s < TIMEOUT_S + 3
+
+
+def test_host_files_survive(outcomes, host):
+    assert host["canary"].read_text() == "keep me"
+    assert not os.path.exists(host["stray"])
+    assert not os.path.exists(host["shm"])
+    for name in ("remove_canary", "rmtree_canary_dir", "overwrite_canary", "write_stray_tmp"):
+        if os.geteuid() == 0 and "read-only" in outcomes[name].isolation["filesystem"]:
+            assert "Read-only file system" in outcomes[name].reason
+
+
+def test_no_process_left_behind(outcomes):
+    me = psutil.Process()
+    assert me.is_running()
+    assert me.children(recursive=True) == []
+    sandbox_uids = [p for p in psutil.process_iter(["uids"]) if p.info["uids"].real >= 1_000_000]
+    assert sandbox_uids == []
+
+
+def test_host_environment_invisible(outcomes):
+    assert SECRET not in outcomes["read_env"].stdout
+    assert "SPGG_TEST_SECRET" not in outcomes["read_env"].stdout
+    assert SECRET not in outcomes["read_host_environ"].stdout + outcomes["read_host_environ"].stderr
+
+
+def test_no_network(outcomes, host):
+    with pytest.raises(TimeoutError):
+        host["listener"].accept()
+    assert outcomes["open_socket"].status == "failed"
+
+
+def test_limits_give_specific_reasons(outcomes):
+    assert outcomes["infinite_loop"].status == "timeout"
+    assert "MemoryError" in outcomes["memory_bomb"].reason
+    assert "File too large" in outcomes["print_gigabytes"].reason
+    assert "File too large" in outcomes["big_file"].reason
+    assert "Too many open files" in outcomes["many_files"].reason
+    assert "SIGSEGV" in outcomes["self_signal"].reason
+    assert outcomes["os_exit_nonzero"].returncode == 7
+    assert "SyntaxError" in outcomes["syntax_error"].reason
+
+
+def test_output_is_capped():
+    cap = 1000
+    result = Sandbox(Limits(timeout_s=TIMEOUT_S, max_output_bytes=cap)).run("print('y' * 10**6)")
+    assert result.passed
+    assert result.stdout.startswith("y" * cap)
+    assert len(result.stdout) < cap + 100
+    assert "more bytes not shown" in result.stdout
+
+
+def test_next_run_still_works_after_hostile_ones(outcomes):
+    result = Sandbox(Limits(timeout_s=TIMEOUT_S)).run("print(sum(range(10)))")
+    assert result.passed and result.stdout == "45\n"
+
+
+def test_isolation_is_recorded(outcomes):
+    isolation = outcomes["infinite_loop"].isolation
+    assert {"network", "processes", "filesystem", "user", "limits"} <= set(isolation)
+    if os.geteuid() == 0 and "pid namespace" in isolation["processes"]:
+        assert "dropped from root" in isolation["user"]
+        assert "read-only" in isolation["filesystem"]
+
+
+def test_success_token_rejects_an_early_clean_exit():
+    sandbox = Sandbox(Limits(timeout_s=TIMEOUT_S))
+    assert sandbox.run("print('tok')", success_token="tok").passed
+    early = sandbox.run("import os\nos._exit(0)\nprint('tok')", success_token="tok")
+    assert early.status == "failed" and "before the checks finished" in early.reason
+    assert not sandbox.run("raise SystemExit(0)", success_token="tok").passed
+
+
+def test_program_writes_only_in_its_own_workdir_which_is_removed(tmp_path):
+    sandbox = Sandbox(Limits(timeout_s=TIMEOUT_S), tmp_dir=tmp_path)
+    result = sandbox.run("open('out.txt', 'w').write('hi')\nprint(open('out.txt').read())")
+    assert result.stdout == "hi\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parallel_runs_keep_input_order():
+    sandbox = Sandbox(Limits(timeout_s=TIMEOUT_S), workers=2)
+    results = sandbox.run_many([f"print({i})" for i in range(6)])
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(6)]
+
+
+def test_fallback_without_namespaces_still_limits_and_blocks_sockets(host):
+    sandbox = Sandbox(Limits(timeout_s=2.0), namespaces=False, workers=2)
+    loop, sock, ok = sandbox.run_many(
+        [
+            "while True:\n    pass",
+            f"import socket\nsocket.create_connection(('127.0.0.1', {host['port']}), 2)",
+            "print('fine')",
+        ]
+    )
+    assert loop.status == "timeout"
+    assert sock.status == "failed" and "disabled in the sandbox" in sock.reason
+    assert "socket block" in sock.isolation["network"]
+    assert ok.passed and ok.stdout == "fine\n"
+    with pytest.raises(TimeoutError):
+        host["listener"].accept()
+    assert psutil.Process().children(recursive=True) == []
+
+
+def test_bad_limits_are_refused():
+    with pytest.raises(ValueError, match="timeout_s"):
+        Limits(timeout_s=0)
+    with pytest.raises(ValueError, match="workers"):
+        Sandbox(workers=0)
+
+
+def test_wall_clock_includes_cleanup():
+    start = time.perf_counter()
+    result = Sandbox(Limits(timeout_s=1.0)).run("import time\ntime.sleep(60)")
+    assert result.status == "timeout"
+    assert time.perf_counter() - start < 5
