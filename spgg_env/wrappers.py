@@ -37,7 +37,7 @@ import numpy as np
 from spgg_env.scalar_env import ScalarSPGGEnv
 
 Policy = Callable[[np.ndarray], Any]
-CoPlayer = Policy | float | str
+CoPlayer = Policy | float | str | None
 
 
 class SingleLearnerEnv(gymnasium.Env):
@@ -47,8 +47,9 @@ class SingleLearnerEnv(gymnasium.Env):
         env: The scalar game to play; default ``ScalarSPGGEnv(**env_kwargs)``.
         seat: The learner's position (negative counts from the end), or ``"random"`` for a
             seat drawn each episode.
-        co_players: One co-player for every other seat, or a sequence of n (the entry at the
-            learner's seat is ignored). See the module docstring for what a co-player is.
+        co_players: One co-player for every other seat, or a sequence of n (the entry at a
+            fixed learner seat is ignored and may be ``None``). See the module docstring for
+            what a co-player is.
         **env_kwargs: Arguments of :class:`~spgg_env.scalar_env.ScalarSPGGEnv` when ``env`` is
             not given (``n_agents``, ``observation``, ``mechanism``, ``levels``...).
 
@@ -83,7 +84,10 @@ class SingleLearnerEnv(gymnasium.Env):
         co_players = list(co_players)
         if len(co_players) != n:
             raise ValueError(f"need one co-player per seat ({n}), got {len(co_players)}")
-        self._co_players = [self._make_player(p) for p in co_players]
+        self._co_players = [
+            None if p is None and i == seat else self._make_player(p)
+            for i, p in enumerate(co_players)
+        ]
         self._policy: Policy | None = None
         first = self.game.possible_agents[0]
         self.observation_space = self.game.observation_space(first)
@@ -130,7 +134,8 @@ class SingleLearnerEnv(gymnasium.Env):
             agent = game.agent_selection
             if agent == learner:
                 return
-            game.step(self._co_players[game._index[agent]](game.observe(agent)))
+            player = self._co_players[game.possible_agents.index(agent)]
+            game.step(player(game.observe(agent)))
 
     # ---------------------------------------------------------------- gym API
     def reset(
