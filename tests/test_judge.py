@@ -1,0 +1,135 @@
+"""The LLM judge: expected-score formula, batching with left padding, cache, lazy loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import ByT5Tokenizer, LlamaConfig, LlamaForCausalLM
+
+from spgg_env.judge import DIMENSIONS, Judge, TransformersScorer, expected_score
+
+DOC = "The council voted to build a library. It will cost 12 million dollars and open in 2027."
+SUMMARIES = ["A library will be built for 12 million dollars.", "Council library.", "x" * 50]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[LlamaForCausalLM, ByT5Tokenizer]:
+    torch.set_num_threads(1)  # tiny matrices: threads only add contention on a shared CPU
+    torch.manual_seed(0)
+    tokenizer = ByT5Tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
+def make_judge(tiny, **kwargs) -> Judge:
+    model, tokenizer = tiny
+    return Judge(model, tokenizer, max_document_chars=200, **kwargs)
+
+
+class FixedScorer:
+    """A scorer that answers every prompt with one distribution, and counts its calls."""
+
+    identity = "fixed@test"
+
+    def __init__(self, probs):
+        self.probs, self.calls = list(probs), 0
+
+    def distributions(self, prompts):
+        self.calls += len(prompts)
+        return [self.probs for _ in prompts]
+
+
+def test_expected_score() -> None:
+    assert expected_score([0, 0, 1, 0, 0]) == (3.0, 1.0)
+    assert expected_score([0.1, 0, 0, 0, 0.1]) == pytest.approx((3.0, 0.2))
+    assert expected_score([0.0, 0.0, 0.0, 0.3, 0.1]) == pytest.approx((4.25, 0.4))
+    assert expected_score([0.0] * 5) == (3.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("probs", "value"), [([0, 0, 0, 0, 1], 1.0), ([1, 0, 0, 0, 0], 0.0), ([0, 0, 1, 0, 0], 0.5)]
+)
+def test_value_is_mean_of_normalised_dimensions(probs, value) -> None:
+    result = Judge(scorer=FixedScorer(probs)).score(DOC, SUMMARIES[0])
+    assert result.value == pytest.approx(value)
+    assert set(result.scores) == set(DIMENSIONS)
+    assert result.to_json()["normalised"]["fluency"] == pytest.approx(value)
+
+
+def test_score_tokens_of_byte_tokenizer(tiny) -> None:
+    scorer = TransformersScorer(*tiny)
+    assert [len(ids) for ids in scorer.token_ids] == [1] * 5
+    assert len({ids[0] for ids in scorer.token_ids}) == 5
+
+
+def test_tiny_model_batched_equals_one_by_one(tiny) -> None:
+    batched = make_judge(tiny, batch_size=8).score_many([(DOC, s) for s in SUMMARIES])
+    single = make_judge(tiny, batch_size=1)
+    for summary, together in zip(SUMMARIES, batched, strict=True):
+        alone = single.score(DOC, summary)
+        assert 0.0 <= together.value <= 1.0
+        assert alone.scores == pytest.approx(together.scores, abs=1e-5)
+        assert all(0.0 < m <= 1.0 for m in together.mass.values())
+    # different summaries get different distributions from the (random) model
+    assert batched[0].scores != batched[1].scores
+
+
+def test_probabilities_match_a_plain_forward_pass(tiny) -> None:
+    model, tokenizer = tiny
+    scorer = TransformersScorer(model, tokenizer)
+    prompt = "Rate this: 1 to 5"
+    (probs,) = scorer.distributions([prompt])
+    ids = torch.tensor([tokenizer.encode(scorer.render(prompt), add_special_tokens=False)])
+    with torch.no_grad():
+        full = torch.softmax(model(ids).logits[0, -1], -1)
+    expected = [float(full[tokenizer.encode(d, add_special_tokens=False)[0]]) for d in "12345"]
+    assert probs == pytest.approx(expected, rel=1e-4)
+
+
+def test_cache_in_memory_and_on_disk(tmp_path) -> None:
+    path = tmp_path / "judge.jsonl"
+    scorer = FixedScorer([0, 0, 0, 1, 0])
+    judge = Judge(scorer=scorer, cache_path=path)
+    first = judge.score_many([(DOC, SUMMARIES[0]), (DOC, SUMMARIES[0]), (DOC, SUMMARIES[1])])
+    assert scorer.calls == 8  # duplicates share one forward pass
+    assert judge.score(DOC, SUMMARIES[0]) == first[0]
+    assert scorer.calls == 8 and judge.hits == 4 + 4
+    # a new judge reads the file back and never calls its model
+    again = FixedScorer([1, 0, 0, 0, 0])
+    reread = Judge(scorer=again, cache_path=path).score(DOC, SUMMARIES[1])
+    assert again.calls == 0 and reread.value == pytest.approx(0.75)
+    # another model identity does not reuse those entries
+    other = FixedScorer([1, 0, 0, 0, 0])
+    other.identity = "other@test"
+    assert Judge(scorer=other, cache_path=path).score(DOC, SUMMARIES[1]).value == 0.0
+
+
+def test_default_model_loads_lazily() -> None:
+    judge = Judge(cache_path=None)
+    assert judge._scorer is None
+    assert "SmolLM2-135M" in judge.identity and judge._scorer is None
+
+
+def test_long_inputs_are_cut() -> None:
+    judge = Judge(scorer=FixedScorer([0, 0, 1, 0, 0]), max_document_chars=30, max_summary_chars=10)
+    prompt = judge.prompt("relevance", "word " * 100, "summary " * 10)
+    assert prompt.count("word") == 6 and "[...]" in prompt
+    assert "Summary:\nsummary su [...]\n" in prompt
+
+
+def test_bad_arguments(tiny) -> None:
+    with pytest.raises(ValueError, match="unknown or no dimensions"):
+        Judge(dimensions=["beauty"])
+    with pytest.raises(ValueError, match="tokenizer"):
+        TransformersScorer(tiny[0])
+    with pytest.raises(ValueError, match="batch_size"):
+        TransformersScorer(*tiny, batch_size=0)
