@@ -1,5 +1,9 @@
 """The single-learner Gymnasium wrapper of the scalar game, with stable-baselines3."""
 
+import runpy
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +88,20 @@ def test_ppo_learns_to_reach_the_threshold_or_free_ride(mechanism, best_level):
         torch.set_num_threads(threads)
     obs, _ = env.reset(seed=0)
     assert int(model.predict(obs, deterministic=True)[0]) == best_level
+
+
+def test_sb3_example_runs(monkeypatch, capsys):
+    """examples/sb3_scalar.py (smoke test with a tiny budget)."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "sb3_scalar.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--steps", "512"])
+    threads = torch.get_num_threads()
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        torch.set_num_threads(threads)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("mechanism") and [line.split()[0] for line in lines[1:]] == [
+        "mac-spgg",
+        "spgg",
+    ]
+    assert "[0. 0. 0.]" in lines[2]  # the classic SPGG's SPNE is full free-riding
