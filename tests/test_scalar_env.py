@@ -112,3 +112,11 @@ def test_render_ansi():
     env.reset()
     env.step(0.5)
     assert env.render() == "agent_0=0.500"
+
+
+def test_simultaneous_mechanism_hides_predecessors():
+    env = ScalarSPGGEnv(observation="full", mechanism="pgg")
+    env.reset()
+    env.step(0.7)
+    env.step(0.2)
+    assert env.observation_mode == "none" and not env.observe("agent_2")[:6].any()
