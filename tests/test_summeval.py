@@ -1,0 +1,135 @@
+"""SummEval task: the fixture in the mteb/summeval format, judge-based scoring, PettingZoo API."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from pettingzoo.test import api_test, seed_test
+
+import spgg_env
+from spgg_env.judge import Judge
+from spgg_env.tasks.summeval import SummEvalTask, clean_summary
+
+FIXTURE = Path(__file__).parent / "fixtures" / "summeval_mini.jsonl"
+
+
+class WordCountScorer:
+    """Rates a summary by its number of words: 1-2 words -> "1", ..., 9+ words -> "5"."""
+
+    identity = "word-count@test"
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def distributions(self, prompts):
+        self.prompts += prompts
+        out = []
+        for prompt in prompts:
+            summary = prompt.split("Summary:\n", 1)[1].split("\n\nReply", 1)[0]
+            probs = [0.0] * 5
+            probs[min(len(summary.split()) // 2, 4)] = 0.5  # mass 0.5: renormalised away
+            out.append(probs)
+        return out
+
+
+@pytest.fixture
+def task() -> SummEvalTask:
+    return SummEvalTask(FIXTURE, judge=Judge(scorer=WordCountScorer()))
+
+
+def test_fixture_loads_in_mteb_format(task: SummEvalTask) -> None:
+    problems = task.problems()
+    assert [p.uid for p in problems] == [f"summeval/fx-{i}" for i in range(1, 6)]
+    first = problems[0]
+    assert first.question.startswith("Article:\nThe town of Millbrook")
+    assert len(first.metadata["machine_summaries"]) == 4
+    assert set(first.metadata["expert_scores"]) == {
+        "coherence",
+        "consistency",
+        "fluency",
+        "relevance",
+    }
+    assert all(len(v) == 4 for v in first.metadata["expert_scores"].values())
+    assert len(first.answer) == 2  # human reference summaries
+    assert task.split_hash() == SummEvalTask(FIXTURE).split_hash()
+
+
+def test_scores_follow_the_judge(task: SummEvalTask) -> None:
+    problem = task.problems()[0]
+    texts = [
+        "Bridge.",
+        "Summary: a new bridge opened in town",
+        "one two three four five six seven eight nine ten",
+        "   ",
+        "Bridge.",
+    ]
+    scores = task.score_many(problem, texts)
+    assert [s.value for s in scores] == [0.0, 0.75, 1.0, 0.0, 0.0]
+    assert scores[1].extracted == "a new bridge opened in town"
+    assert scores[3].error == "empty summary" and scores[3].extracted is None
+    assert scores[1].details["scores"]["fluency"] == 4.0
+    assert scores[1].details["mass"]["coherence"] == 0.5
+    # 3 distinct non-empty summaries x 4 dimensions; the repeat and the blank cost nothing
+    assert len(task.judge.scorer.prompts) == 12
+    assert task.score_final(problem, "Bridge.").value == 0.0
+    assert len(task.judge.scorer.prompts) == 12
+
+
+def test_clean_summary() -> None:
+    assert clean_summary("**Summary:** The bridge opened.") == "The bridge opened."
+    assert clean_summary("TL;DR: short") == "short"
+    assert clean_summary("Summary of events: none") == "Summary of events: none"
+
+
+def test_bad_data_and_options(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(ValueError, match="either judge"):
+        SummEvalTask(FIXTURE, judge=Judge(scorer=WordCountScorer()), judge_options={"x": 1})
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "a", "text": ""}) + "\n")
+    with pytest.raises(ValueError, match="non-empty 'text'"):
+        SummEvalTask(bad).problems()
+    bad.write_text(json.dumps({"text": "x", "machine_summaries": ["a"], "fluency": [1, 2]}))
+    with pytest.raises(ValueError, match="2 fluency scores for 1 machine summaries"):
+        SummEvalTask(bad).problems()
+
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(RuntimeError, match="mteb/summeval.*data_path="):
+        SummEvalTask().problems()
+
+
+def test_judge_built_lazily_from_options() -> None:
+    task = SummEvalTask(FIXTURE, judge_options={"scorer": WordCountScorer()})
+    assert task._judge is None
+    assert task.score(task.problems()[1], "a b c d e f g h i j").value == 1.0
+    assert isinstance(task.judge, Judge)
+
+
+def test_pettingzoo_api_and_seed(task: SummEvalTask) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        api_test(spgg_env.aec_env(task=task, max_action_chars=100), num_cycles=20)
+        seed_test(lambda: spgg_env.aec_env(task=task, max_action_chars=100), num_cycles=10)
+
+
+def test_episode_rewards_from_judge_scores(task: SummEvalTask) -> None:
+    env = spgg_env.aec_env(task=task, n_agents=2)
+    env.reset(seed=5)
+    final = {}
+    for agent in env.agent_iter():
+        _, _, terminated, truncated, info = env.last()
+        if terminated or truncated:
+            final[agent] = info["score"]
+        env.step(
+            None
+            if terminated or truncated
+            else ("one two three four five six seven eight nine ten" if agent == "agent_0" else "")
+        )
+    assert final == {"agent_0": 1.0, "agent_1": 0.0}
