@@ -8,7 +8,8 @@ llama.cpp, TGI) and ``scripted`` (unit tests only).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -119,3 +120,31 @@ class Backend(Protocol):
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` under this backend's tokenizer."""
         ...
+
+
+#: Backend kinds for configs: kind -> "module:Class".
+BACKENDS: dict[str, str] = {
+    "transformers": "spgg_env.agents.transformers_backend:TransformersBackend",
+    "openai": "spgg_env.agents.openai_backend:OpenAIBackend",
+    "scripted": "spgg_env.agents.scripted:ScriptedBackend",
+}
+
+
+def make_backend(spec: Mapping[str, Any]) -> Backend:
+    """Build a backend from a config mapping: ``kind`` plus the backend's keyword arguments.
+
+    Example: ``make_backend({"kind": "transformers", "model": "embedded", "dtype": "bfloat16"})``.
+
+    Raises:
+        ValueError: On an unknown kind or a bad argument, naming both.
+    """
+    spec = dict(spec)
+    kind = spec.pop("kind", "transformers")
+    if kind not in BACKENDS:
+        raise ValueError(f"unknown backend kind {kind!r}; choose one of {sorted(BACKENDS)}")
+    module_name, class_name = BACKENDS[kind].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        return cls(**spec)
+    except TypeError as error:
+        raise ValueError(f"bad arguments {spec} for the {kind!r} backend: {error}") from error

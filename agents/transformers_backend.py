@@ -261,7 +261,8 @@ class TransformersBackend:
 
     # --------------------------------------------------------------- helpers
     def _encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        # verbose=False: over-long prompts are expected here; _prompt_ids cuts them.
+        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def _prompt_ids(self, prompt: ChatPrompt, max_new_tokens: int) -> tuple[list[int], bool]:
         """Token ids of a prompt, cut in the middle to fit the context; and whether cut."""

@@ -1,0 +1,73 @@
+"""An LLM agent: observation in, contribution out, through a backend with its own parameters.
+
+The environment has already rendered the task and the visible predecessors' contributions into
+``observation["prompt"]``. The agent wraps that text into a chat prompt: its own system prompt
+(its role), formatted with ``{agent_number}`` (1-based position) and ``{n_agents}`` when
+present, then the observation as the user message. It applies its
+:class:`~spgg_env.agents.backend.GenerationParams` and returns the completion text as its
+contribution; a failed generation becomes the empty contribution (which the task scores 0) and
+the failure stays in the returned :class:`~spgg_env.agents.backend.Generation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from spgg_env.agents.backend import Backend, ChatPrompt, Generation, GenerationParams
+
+
+@dataclass
+class LLMAgent:
+    """One agent of an ensemble.
+
+    Attributes:
+        name: Label in transcripts (e.g. ``"solver"``).
+        backend: The backend that generates for it (may be shared with other agents).
+        params: Its generation parameters.
+        system_prompt: Its role; ``{agent_number}`` and ``{n_agents}`` are filled in. Empty
+            means no system message (the model's chat template default applies).
+        n_agents: Number of agents in the game, for the system prompt.
+    """
+
+    name: str
+    backend: Backend
+    params: GenerationParams = field(default_factory=GenerationParams)
+    system_prompt: str = ""
+    n_agents: int = 3
+
+    def chat(self, observation: Mapping[str, Any]) -> ChatPrompt:
+        """The chat prompt for an observation (``{"prompt", "position", ...}``)."""
+        if "prompt" not in observation:
+            raise KeyError(f"observation has no 'prompt' key: {sorted(observation)}")
+        messages: ChatPrompt = []
+        if self.system_prompt:
+            system = self.system_prompt.replace(
+                "{agent_number}", str(int(observation.get("position", 0)) + 1)
+            ).replace("{n_agents}", str(self.n_agents))
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": str(observation["prompt"])})
+        return messages
+
+    def act_batch(
+        self,
+        observations: Sequence[Mapping[str, Any]],
+        *,
+        params: Sequence[GenerationParams] | None = None,
+        seed: int | None = None,
+    ) -> list[Generation]:
+        """Generate for many observations in one backend call.
+
+        Args:
+            observations: One observation per episode.
+            params: Per-episode parameters overriding :attr:`params` (e.g. from a learned
+                policy); default: :attr:`params` for all.
+            seed: Seed of the backend call.
+        """
+        chosen = list(params) if params is not None else [self.params] * len(observations)
+        return self.backend.generate([self.chat(o) for o in observations], chosen, seed=seed)
+
+    def act(self, observation: Mapping[str, Any], *, seed: int | None = None) -> str:
+        """The contribution for one observation ("" when generation failed)."""
+        return self.act_batch([observation], seed=seed)[0].text
