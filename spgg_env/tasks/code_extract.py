@@ -145,10 +145,15 @@ def _drop_leading_prose(text: str) -> str:
     """Drop unindented leading lines that are not Python (e.g. "Here is the body:")."""
     lines = text.split("\n")
     while lines and (
-        not lines[0].strip() or (not lines[0].startswith((" ", "\t")) and not _parses(lines[0]))
+        not lines[0].strip() or (not lines[0].startswith((" ", "\t")) and not _is_code(lines[0]))
     ):
         lines.pop(0)
     return "\n".join(lines)
+
+
+def _is_code(line: str) -> bool:
+    """A line that parses alone, or as the header of a block (``for x in y:``)."""
+    return _parses(line) or _parses(line + "\n    pass")
 
 
 def _parses(code: str) -> bool:
@@ -160,15 +165,13 @@ def _parses(code: str) -> bool:
 
 
 def _drop_trailing_prose(code: str) -> str:
-    """Cut prose after raw code: drop trailing lines until the code parses (at most 20)."""
+    """Cut prose after raw code: trailing unindented lines that are not Python."""
     lines = code.rstrip("\n").split("\n")
-    for cut in range(min(len(lines), 21)):
-        candidate = "\n".join(lines[: len(lines) - cut])
-        if not candidate.strip():
-            break
-        if _parses(textwrap.dedent(candidate)):
-            return candidate
-    return code
+    while lines and (
+        not lines[-1].strip() or (not lines[-1].startswith((" ", "\t")) and not _is_code(lines[-1]))
+    ):
+        lines.pop()
+    return "\n".join(lines) if lines else code
 
 
 __all__ = ["Extraction", "extract_completion", "find_code"]

