@@ -12,10 +12,10 @@ Also returned: ``correct`` (0/1 per prediction) and ``extracted`` (the number re
 
 from __future__ import annotations
 
-import datasets
 import evaluate
 
 from spgg_env.extract import extract_number, numbers_match, parse_number
+from spgg_env.metrics._common import accuracy, text_metric_info
 from spgg_env.tasks.gsm8k import gold_answer
 
 _DESCRIPTION = "GSM8K accuracy: the final number of each output against the gold answer."
@@ -46,14 +46,8 @@ class GSM8K(evaluate.Metric):
     """GSM8K exact numeric match."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_INPUTS,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-            reference_urls=["https://github.com/openai/grade-school-math"],
+        return text_metric_info(
+            _DESCRIPTION, _CITATION, _INPUTS, "https://github.com/openai/grade-school-math"
         )
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict:
@@ -63,7 +57,7 @@ class GSM8K(evaluate.Metric):
             for value, ref in zip(extracted, references, strict=True)
         ]
         return {
-            "accuracy": sum(correct) / len(correct) if correct else 0.0,
+            "accuracy": accuracy(correct),
             "correct": correct,
             "extracted": extracted,
         }

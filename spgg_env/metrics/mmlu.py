@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import datasets
 import evaluate
 
 from spgg_env.extract import LETTERS, extract_choice
+from spgg_env.metrics._common import accuracy, text_metric_info
 
 _DESCRIPTION = "MMLU accuracy: the option each output chooses against the key."
 _CITATION = """@inproceedings{hendrycks2021mmlu,
@@ -49,14 +49,8 @@ class MMLU(evaluate.Metric):
     """MMLU multiple-choice accuracy."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_INPUTS,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-            reference_urls=["https://github.com/hendrycks/test"],
+        return text_metric_info(
+            _DESCRIPTION, _CITATION, _INPUTS, "https://github.com/hendrycks/test"
         )
 
     def _compute(
@@ -71,7 +65,7 @@ class MMLU(evaluate.Metric):
         extracted = [extract_choice(p or "", c) for p, c in zip(predictions, options, strict=True)]
         correct = [int(e == _key(r)) for e, r in zip(extracted, references, strict=True)]
         return {
-            "accuracy": sum(correct) / len(correct) if correct else 0.0,
+            "accuracy": accuracy(correct),
             "correct": correct,
             "extracted": extracted,
         }

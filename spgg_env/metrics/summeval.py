@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import datasets
 import evaluate
 
+from spgg_env.metrics._common import text_metric_info
 from spgg_env.tasks.summeval import clean_summary
 
 _DESCRIPTION = "SummEval-style LLM-judge score (G-Eval expected score) of summaries."
@@ -44,14 +44,8 @@ class SummEval(evaluate.Metric):
     """LLM-judge score of summaries against their source documents."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_INPUTS,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-            reference_urls=["https://github.com/Yale-LILY/SummEval"],
+        return text_metric_info(
+            _DESCRIPTION, _CITATION, _INPUTS, "https://github.com/Yale-LILY/SummEval"
         )
 
     def _compute(
