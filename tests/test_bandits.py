@@ -163,3 +163,18 @@ def test_learning_curve_shape_and_values() -> None:
     assert result.rewards.shape == (50, 2, 3)
     with pytest.raises(ValueError, match="unknown observation"):
         play_scalar("ucb1", levels=3, rounds=5, observation="hidden")
+
+
+def test_learning_curve_example_writes_its_plot(tmp_path) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "bandits_scalar.py"
+    spec = importlib.util.spec_from_file_location("bandits_scalar_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "curves.png"
+    summary = module.main(["--rounds", "300", "--runs", "2", "--out", str(out)])
+    assert out.stat().st_size > 10_000
+    assert set(summary) == {f"{m}/{a}" for m in ("mac-spgg", "pgg") for a in NAMES}
+    assert all(0.0 <= row["share_on_path"] <= 1.0 for row in summary.values())
