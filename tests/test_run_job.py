@@ -1,0 +1,119 @@
+"""The main job (`spgg run`) end to end with a tiny random model: files and their contents."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from spgg_env.agents.run_job import read_transcripts, run_job
+from spgg_env.agents.tiny_lm import save_tiny_lm
+
+from spgg_env import cli
+from spgg_env.tasks import make_task
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return str(save_tiny_lm(tmp_path_factory.mktemp("tiny"), max_position_embeddings=2048))
+
+
+@pytest.fixture(scope="module")
+def both_run(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "both"
+    code = cli.main(["run", "--task", "arith", "--episodes", "3", "--observation", "both",
+                     "--out", str(out), "--model", tiny, "--max-new-tokens", "8",
+                     "--batch-size", "2", "--seed", "4", "--tensorboard", "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_writes_transcripts_summary_meta_and_tensorboard(both_run):
+    for name in ("transcripts.jsonl", "summary.json", "run_meta.json"):
+        assert (both_run / name).is_file()
+    for mode in ("partial", "full"):
+        assert list((both_run / "tensorboard" / mode).glob("events.out.tfevents.*"))
+
+
+def test_transcripts_hold_every_episode_of_both_modes(both_run):
+    records = list(read_transcripts(both_run / "transcripts.jsonl"))
+    assert [(r["observation"], r["episode"]) for r in records] == [
+        ("partial", 0), ("partial", 1), ("partial", 2), ("full", 0), ("full", 1), ("full", 2)]
+    problems = make_task("arith").problems("test")
+    for r in records:
+        assert r["seed"] == 4 + r["episode"]
+        assert r["problem_uid"] == problems[r["episode"]].uid
+        assert r["error"] is None and 0.0 <= r["group_score"] <= 1.0
+        assert [s["name"] for s in r["agents"]] == ["solver", "checker", "finaliser"]
+        for s in r["agents"]:
+            assert problems[r["episode"]].question in s["prompt"][-1]["content"]
+            assert s["prompt"][0]["role"] == "system"
+            assert s["completion_tokens"] <= 8 and s["params"]["max_new_tokens"] == 8
+            assert set(s["reward_components"]) >= {"cost", "synergy", "public_share",
+                                                   "penalty", "total"}
+    po = {r["episode"]: r for r in records if r["observation"] == "partial"}
+    fo = {r["episode"]: r for r in records if r["observation"] == "full"}
+    for e in range(3):
+        first = po[e]["agents"][0]["contribution"]
+        assert po[e]["agents"][2]["n_visible"] == 1 and fo[e]["agents"][2]["n_visible"] == 2
+        if first.strip():  # FO's last agent sees agent 1's text; PO's does not
+            assert "Agent 1 wrote" in fo[e]["agents"][2]["prompt"][-1]["content"]
+            assert "Agent 1 wrote" not in po[e]["agents"][2]["prompt"][-1]["content"]
+
+
+def test_summary_matches_the_transcripts(both_run):
+    summary = json.loads((both_run / "summary.json").read_text())
+    records = list(read_transcripts(both_run / "transcripts.jsonl"))
+    assert summary["task"] == "arith" and summary["episodes"] == 3
+    for mode in ("partial", "full"):
+        rows = [r for r in records if r["observation"] == mode]
+        s = summary["observations"][mode]
+        assert s["episodes"] == 3 and s["failed_episodes"] == 0
+        assert s["group_score_mean"] == pytest.approx(sum(r["group_score"] for r in rows) / 3)
+        total = sum(r["tokens"]["prompt"] + r["tokens"]["completion"] for r in rows) / 3
+        assert s["tokens_per_episode"]["total"] == pytest.approx(total)
+        assert summary["tokens_per_episode"][mode] == pytest.approx(total)
+        for i in range(3):
+            mean = sum(r["rewards"][f"agent_{i}"] for r in rows) / 3
+            assert s["mean_reward_per_agent"][f"agent_{i}"] == pytest.approx(mean)
+    po, fo = (summary["observations"][m]["tokens_per_episode"]["prompt"]
+              for m in ("partial", "full"))
+    assert po <= fo  # PO shows fewer predecessors: never more prompt tokens on these problems
+    assert summary["peak_rss_mib"] > 0
+
+
+def test_run_meta_identifies_data_model_and_code(both_run, tiny):
+    meta = json.loads((both_run / "run_meta.json").read_text())
+    assert meta["task"]["split_hash"] == make_task("arith").split_hash("test")
+    assert meta["arguments"]["episodes"] == 3 and meta["arguments"]["batch_size"] == 2
+    backends = meta["ensemble"]["backends"]
+    assert len(backends) == 1 and backends[0]["model"] == tiny
+    assert backends[0]["backend"] == "transformers" and backends[0]["device"] in {"cpu", "cuda"}
+    assert meta["packages"]["torch"] and meta["packages"]["transformers"]
+    assert "git" in meta and len(meta["prompt_template_sha256"]) == 64
+    assert len(meta["ensemble_config"]["agents"]) == 3
+
+
+def test_resume_completes_an_interrupted_run_without_duplicates(tiny, tmp_path):
+    kwargs = dict(task="arith", observation="partial", out=tmp_path, model=tiny,
+                  max_new_tokens=4, batch_size=2, progress=False)
+    run_job(episodes=2, **kwargs)
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_job(episodes=3, **kwargs)
+    summary = run_job(episodes=3, resume=True, **kwargs)
+    records = list(read_transcripts(tmp_path / "transcripts.jsonl"))
+    assert [r["episode"] for r in records] == [0, 1, 2]
+    assert summary["observations"]["partial"]["episodes"] == 3
+
+
+def test_bad_arguments_are_named(tiny, tmp_path):
+    with pytest.raises(ValueError, match="episodes"):
+        run_job(episodes=0, out=tmp_path, model=tiny)
+    with pytest.raises(ValueError, match="observation"):
+        run_job(observation="fog", out=tmp_path, model=tiny)
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        run_job(episodes=1, out=tmp_path, model=str(tmp_path / "no-such-model"))
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--observation", "fog"])
