@@ -334,7 +334,11 @@ def _choose(
     if bool(greedy.all()):
         return tokens, logprobs
     scaled = logits / torch.where(greedy, 1.0, temperature).unsqueeze(1)
-    values, order = scaled.sort(-1, descending=True)
+    widest = int(top_k[~greedy].max())  # only the widest top-k of the sampled rows is sorted
+    if widest < scaled.shape[1]:
+        values, order = scaled.topk(widest, dim=-1)
+    else:
+        values, order = scaled.sort(-1, descending=True)
     ranks = torch.arange(values.shape[1], device=values.device).unsqueeze(0)
     keep = ranks < top_k.unsqueeze(1)
     probs = torch.softmax(values.masked_fill(~keep, float("-inf")), -1)
