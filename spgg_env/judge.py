@@ -19,7 +19,8 @@ later runs read back, so a repeated score costs nothing. (A prompt scored in a d
 may differ in the 6th decimal from padding; the cache keeps the first value.)
 
 The model is any ``transformers`` causal LM, by hub id or folder, or the embedded
-SmolLM2-135M-Instruct (``"embedded"``, the default), loaded lazily on the first cache miss.
+SmolLM2-135M-Instruct (``"embedded"``, the default), loaded lazily on the first cache miss; or
+an OpenAI-compatible server that returns ``top_logprobs`` (:class:`OpenAIScorer`).
 """
 
 from __future__ import annotations
@@ -228,6 +229,82 @@ class TransformersScorer:
         ]
 
 
+class OpenAIScorer:
+    """Score-token probabilities from an OpenAI-compatible server's ``top_logprobs``.
+
+    One ``POST {base_url}/chat/completions`` per prompt with ``max_tokens=1``,
+    ``temperature=0``, ``logprobs=true`` and ``top_logprobs``; the probability of a digit is the
+    sum of ``exp(logprob)`` over the listed tokens that spell it (a digit outside the list
+    counts 0). Works with vLLM, llama.cpp's ``llama-server`` and OpenAI.
+
+    Args:
+        base_url: The API root, e.g. ``"http://127.0.0.1:8000/v1"``.
+        model: The model name the server expects.
+        api_key: Sent as ``Authorization: Bearer`` when given.
+        top_logprobs: How many alternatives the server lists (OpenAI allows up to 20).
+        timeout_s: Per-request timeout.
+        transport: An ``httpx`` transport (tests use ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        top_logprobs: int = 20,
+        timeout_s: float = 60.0,
+        transport: Any = None,
+    ) -> None:
+        import httpx
+
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.top_logprobs = int(top_logprobs)
+        self.identity = f"{model}@{base_url.rstrip('/')}"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport)
+
+    def distributions(self, prompts: Sequence[str]) -> list[list[float]]:
+        """Probabilities of the tokens "1".."5" as the first token of each reply.
+
+        Raises:
+            RuntimeError: If the server fails or sends no ``top_logprobs`` (the message names
+                the URL).
+        """
+        return [self._one(prompt) for prompt in prompts]
+
+    def _one(self, prompt: str) -> list[float]:
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+        }
+        response = self._client.post(self.url, json=body)
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"POST {self.url}: HTTP {response.status_code}: {response.text[:300]}"
+            )
+        try:
+            top = response.json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise RuntimeError(
+                f"POST {self.url} returned no top_logprobs ({type(error).__name__}: {error}); "
+                "the judge needs a server that supports logprobs"
+            ) from error
+        probs = [0.0] * len(SCORE_TOKENS)
+        for item in top:
+            token = str(item.get("token", "")).strip()
+            if token in SCORE_TOKENS:
+                probs[SCORE_TOKENS.index(token)] += float(np.exp(item["logprob"]))
+        return probs
+
+
 class Judge:
     """Scores summaries of documents on SummEval's four dimensions (see the module docstring).
 
@@ -244,7 +321,7 @@ class Judge:
         max_document_chars: Longer documents are cut (a mark shows the cut).
         max_summary_chars: Longer summaries are cut.
         scorer: Anything with ``identity: str`` and ``distributions(prompts) -> [[p1..p5]]``,
-            used instead of a transformers model (e.g. an HTTP server with logprobs).
+            used instead of a transformers model, e.g. :class:`OpenAIScorer` for a server.
     """
 
     def __init__(

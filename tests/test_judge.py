@@ -133,3 +133,54 @@ def test_bad_arguments(tiny) -> None:
         TransformersScorer(tiny[0])
     with pytest.raises(ValueError, match="batch_size"):
         TransformersScorer(*tiny, batch_size=0)
+
+
+def test_openai_scorer_reads_top_logprobs() -> None:
+    import json
+    import math
+
+    import httpx
+
+    from spgg_env.judge import OpenAIScorer
+
+    seen = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        top = [
+            {"token": "4", "logprob": math.log(0.6)},
+            {"token": " 4", "logprob": math.log(0.1)},
+            {"token": "5", "logprob": math.log(0.2)},
+            {"token": "The", "logprob": -3.0},
+        ]
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {
+                        "logprobs": {
+                            "content": [
+                                {"token": "4", "logprob": math.log(0.6), "top_logprobs": top}
+                            ]
+                        }
+                    }
+                ]
+            },
+        )
+
+    scorer = OpenAIScorer("http://judge.test/v1", "m", transport=httpx.MockTransport(server))
+    verdict = Judge(scorer=scorer, dimensions=["fluency"]).score(DOC, SUMMARIES[0])
+    assert scorer.identity == "m@http://judge.test/v1"
+    assert verdict.scores["fluency"] == pytest.approx((4 * 0.7 + 5 * 0.2) / 0.9)
+    assert verdict.mass["fluency"] == pytest.approx(0.9)
+    assert seen[0]["max_tokens"] == 1 and seen[0]["logprobs"] is True
+
+    def no_logprobs(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"choices": [{"message": {"content": "4"}}]})
+
+    bare = OpenAIScorer("http://judge.test/v1", "m", transport=httpx.MockTransport(no_logprobs))
+    with pytest.raises(RuntimeError, match="judge.test.*logprobs"):
+        bare.distributions(["x"])
+    with pytest.raises(ValueError, match="http"):
+        OpenAIScorer("judge.test", "m")
