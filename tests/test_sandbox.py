@@ -91,9 +91,13 @@ def hostile_programs(h: dict) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def outcomes(host) -> dict[str, SandboxResult]:
-    sandbox = Sandbox(Limits(timeout_s=TIMEOUT_S), workers=2)
     programs = hostile_programs(host)
-    results = sandbox.run_many(list(programs.values()))
+    with Sandbox(Limits(timeout_s=TIMEOUT_S), workers=2) as sandbox:
+        results = sandbox.run_many(list(programs.values()))
+        # Only the sandbox's idle fork servers remain, with no descendants.
+        servers = psutil.Process().children()
+        assert len(servers) <= 2
+        assert all(server.children(recursive=True) == [] for server in servers)
     return dict(zip(programs, results, strict=True))
 
 
@@ -193,14 +197,14 @@ def test_parallel_runs_keep_input_order():
 
 
 def test_fallback_without_namespaces_still_limits_and_blocks_sockets(host):
-    sandbox = Sandbox(Limits(timeout_s=2.0), namespaces=False, workers=2)
-    loop, sock, ok = sandbox.run_many(
-        [
-            "while True:\n    pass",
-            f"import socket\nsocket.create_connection(('127.0.0.1', {host['port']}), 2)",
-            "print('fine')",
-        ]
-    )
+    with Sandbox(Limits(timeout_s=2.0), namespaces=False, workers=2) as sandbox:
+        loop, sock, ok = sandbox.run_many(
+            [
+                "while True:\n    pass",
+                f"import socket\nsocket.create_connection(('127.0.0.1', {host['port']}), 2)",
+                "print('fine')",
+            ]
+        )
     assert loop.status == "timeout"
     assert sock.status == "failed" and "disabled in the sandbox" in sock.reason
     assert "socket block" in sock.isolation["network"]
