@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from transformers import ByT5Tokenizer, LlamaConfig, LlamaForCausalLM
@@ -184,3 +186,37 @@ def test_openai_scorer_reads_top_logprobs() -> None:
         bare.distributions(["x"])
     with pytest.raises(ValueError, match="http"):
         OpenAIScorer("judge.test", "m")
+
+
+@pytest.mark.slow
+def test_correlation_example_runs(tmp_path) -> None:
+    """Smoke test of examples/judge_correlation.py with a tiny random model folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from spgg_env.agents.tiny_lm import save_tiny_lm
+
+    folder = save_tiny_lm(tmp_path / "tiny", max_position_embeddings=4096)
+    script = Path(__file__).parents[1] / "examples" / "judge_correlation.py"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--model",
+            str(folder),
+            "--limit",
+            "1",
+            "--device",
+            "cpu",
+            "--cache-path",
+            str(tmp_path / "cache.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "4 summaries" in done.stdout and "overall" in done.stdout
+    assert len((tmp_path / "cache.jsonl").read_text().splitlines()) == 16
