@@ -9,11 +9,21 @@ writes ``leaderboard.md``, ``leaderboard.html`` and ``frontier.png``. Also runna
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from spgg_env.benchmark import RESULT_FILE, BenchConfig, ResultError, load_result, run_benchmark
+from spgg_env.agents.backend import Backend
+
+from spgg_env.benchmark import (
+    RESULT_FILE,
+    BenchConfig,
+    ResultError,
+    build_backend,
+    load_result,
+    run_benchmark,
+)
 from spgg_env.leaderboard import write_board
 
 
@@ -47,6 +57,7 @@ def result_dirs(paths: Sequence[Path]) -> list[Path]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    backends: dict[str, Backend] = {}  # one model load for every config that shares it
     for config_path in args.configs:
         config = BenchConfig.from_yaml(config_path)
         if args.limit is not None:
@@ -59,7 +70,12 @@ def _run(args: argparse.Namespace) -> int:
                 continue
             except ResultError as error:
                 print(f"rerun {config.name}: {error}", file=sys.stderr)
-        path = run_benchmark(config, args.results, splits_dir=args.splits_dir)
+        key = json.dumps(config.to_dict()["backend"], sort_keys=True)
+        if key not in backends:
+            backends[key] = build_backend(config.backend)
+        path = run_benchmark(
+            config, args.results, backend=backends[key], splits_dir=args.splits_dir
+        )
         aggregates = load_result(path, splits_dir=args.splits_dir, allow_partial=True)
         agg = aggregates["header"]["aggregates"]
         print(

@@ -191,13 +191,15 @@ def load_params_policy(path: str | Path) -> ParamsPolicy:
             f"policy checkpoint {str(path)!r} does not exist; train one first or remove "
             "`policy_checkpoint` from the method options"
         )
-    try:
-        module = importlib.import_module("spgg_env.agents.param_policy")
-    except ModuleNotFoundError as error:
+    module = importlib.import_module("spgg_env.agents.genparam_policy")
+    loader = getattr(module, "load_inference_policy", None)
+    if loader is None:
         raise ValueError(
-            "a policy_checkpoint needs spgg_env.agents.param_policy, which this install lacks"
-        ) from error
-    return module.load_inference_policy(path)
+            f"cannot use policy checkpoint {str(path)!r}: spgg_env.agents.genparam_policy has "
+            "no load_inference_policy(path) -> (prompt, position, n_agents) -> GenerationParams "
+            "yet; run the untrained method instead"
+        )
+    return loader(path)
 
 
 #: name -> "module:Class" (modules load lazily).

@@ -60,6 +60,8 @@ EPISODES_FILE = "episodes.jsonl"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPLITS_DIR = REPO_ROOT / "benchmarks" / "splits"
 
+#: Score details that vary between identical runs (timings); kept out of episode records.
+VOLATILE_KEYS = frozenset({"duration_s", "latency_s", "wall_s", "elapsed_s"})
 #: Fields every episode record has, with their types.
 RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
     "seed": int,
@@ -326,7 +328,7 @@ def episode_record(
         "score": float(score.value),
         "parse_failure": answer_key(score.extracted) is None,
         "error": score.error,
-        "score_details": dict(score.details),
+        "score_details": {k: v for k, v in score.details.items() if k not in VOLATILE_KEYS},
         "llm_calls": len(calls),
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
