@@ -77,6 +77,7 @@ def test_unknown_metric() -> None:
         metrics.load("bleu")
 
 
+@pytest.mark.slow
 def test_loads_offline(tmp_path) -> None:
     """With the hub switched off and an empty module cache, every metric still loads."""
     code = (
