@@ -1,26 +1,27 @@
-"""The first code that runs in a sandboxed subprocess (see :mod:`spgg_env.sandbox`).
+"""The code that runs sandboxed programs (see :mod:`spgg_env.sandbox`); never imported by the host.
 
-The host starts this file as a small fork server (``python -I -S _sandbox_child.py``, see
-:func:`serve`); it is never imported by the host. For each run the server forks a child that
-hardens its own process, then runs the untrusted program (:func:`run_one`):
+The host starts this file as a small **fork server** (``python -I -S _sandbox_child.py``, one per
+parallel worker, see :func:`serve`). At start the server imports common modules once and, when
+the kernel allows, enters its own namespaces and builds the view every run will see:
 
-1. **Namespaces** (when the kernel allows): ``unshare`` new mount, network, PID, IPC and UTS
-   namespaces (preceded by a user namespace when not root). A fork makes the child PID 1 of the
-   new PID namespace; when PID 1 exits the kernel kills everything left in it, so no process
-   outlives the run. The program itself runs as PID 2.
-2. **Read-only view of the file system**: every mount is remounted read-only in the private mount
-   namespace; the program's working directory is a fresh size-limited tmpfs. A fresh ``/proc``
-   shows only the sandbox's processes. When running as root, directories that the unprivileged
-   user cannot enter but the interpreter needs (e.g. ``/root/.pyenv``) are re-exposed
-   read-only under a tmpfs that hides everything else in them.
-3. **Network**: the new network namespace has only a down loopback. Without namespaces, an audit
-   hook refuses to create internet sockets and to load native code through ``ctypes``.
-4. **Resource limits** (``setrlimit``): CPU seconds, address space, processes, file size, open
-   files, no core dumps.
-5. **Unprivileged user**: as root, drop to a sandbox uid/gid with no supplementary groups.
+1. **Network and IPC**: new network and IPC namespaces (preceded by a user namespace when not
+   root): only a loopback that is down, no shared memory with the host. Without namespaces, an
+   audit hook refuses internet sockets and native code loading through ``ctypes`` instead.
+2. **Read-only view of the file system**: in a private mount namespace every mount is remounted
+   read-only. When running as root, directories that the unprivileged user cannot enter but the
+   interpreter needs (e.g. ``/root/.pyenv``) are re-exposed read-only under a tmpfs that hides
+   everything else in them.
 
-Progress is reported as JSON lines in the run's report file (closed before the program
-starts): ``{"isolation": {...}}`` and, from PID 1, ``{"returncode": n}`` or ``{"signal": n}``.
+For each run (:func:`run_one`) it forks a child that enters new **mount, PID and UTS**
+namespaces. A fork makes PID 1 of the new PID namespace: it mounts a fresh ``/proc`` (only the
+run's processes) and a size-limited tmpfs as the working directory, sets the **resource
+limits** (CPU seconds, address space, processes, file size, open files, no core dumps),
+**drops to an unprivileged uid/gid** with no groups when root, and forks the program (PID 2).
+When PID 1 exits, the kernel kills everything left in the namespace, so nothing outlives a run.
+
+The host passes stdout, stderr and a report file as file descriptors with each request. The
+report gets JSON lines: ``{"isolation": {...}}`` and, from PID 1, ``{"returncode": n}`` or
+``{"signal": n}`` (or ``{"setup_error": "..."}``).
 """
 
 import ctypes
@@ -51,6 +52,7 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
+MNT_DETACH = 2
 MOUNT_FLAGS = {
     "nosuid": MS_NOSUID,
     "nodev": MS_NODEV,
@@ -115,49 +117,51 @@ def _blocked_ancestor(path: str, uid: int, gid: int):
     return None
 
 
-def _readonly_view(cfg: dict, staging: str) -> str:
-    """Build the mount namespace's view (runs as root of the new namespaces)."""
-    work = os.getcwd()
+def _server_view(drop_privileges: bool) -> str:
+    """Make this process's (new) mount namespace a read-only view of the host."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    needed = [p for p in sys.path if os.path.isdir(p)]
     covers, staged = set(), []
-    if cfg["uid"] is not None:
-        for i, path in enumerate(needed):
-            blocker = _blocked_ancestor(path, cfg["uid"], cfg["gid"])
+    if drop_privileges:
+        import tempfile
+
+        staging = tempfile.mkdtemp(prefix="spgg-stage-")
+        for i, path in enumerate(p for p in sys.path if os.path.isdir(p)):
+            blocker = _blocked_ancestor(path, -1, -1)
             if blocker is not None:
-                stage = os.path.join(staging, f"s{i}")
+                stage = os.path.join(staging, str(i))
                 os.mkdir(stage)
                 _mount(path, stage, None, MS_BIND | MS_REC)
                 staged.append((stage, path))
                 covers.add(blocker)
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    # The program's working directory: a fresh tmpfs of limited size, gone with the namespace.
-    owner = cfg["uid"] if cfg["uid"] is not None else os.geteuid()
-    group = cfg["gid"] if cfg["gid"] is not None else os.getegid()
-    size = cfg["limits"]["workdir_bytes"]
-    _mount(
-        "tmpfs",
-        work,
-        "tmpfs",
-        MS_NOSUID | MS_NODEV,
-        f"size={size},mode=700,uid={owner},gid={group}",
-    )
-    for blocker in sorted(covers):
-        _mount("tmpfs", blocker, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-    for stage, path in staged:
-        os.makedirs(path, exist_ok=True)
-        _mount(stage, path, None, MS_BIND | MS_REC)
+        for blocker in sorted(covers):
+            _mount("tmpfs", blocker, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+        for stage, path in staged:
+            os.makedirs(path, exist_ok=True)
+            _mount(stage, path, None, MS_BIND | MS_REC)
+            _check(LIBC.umount2(stage.encode(), ctypes.c_int(MNT_DETACH)), f"umount {stage}")
+        for stage, _ in staged:
+            os.rmdir(stage)
+        os.rmdir(staging)
     for point, flags in _mountinfo():
-        if point == work:
-            continue
         try:
             _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
         except OSError:
             if point == "/":
                 raise
-    os.chdir(work)
     shown = ", ".join(sorted(covers)) or "none"
-    return f"read-only view, writable workdir only (tmpfs {size >> 20} MiB); hidden: {shown}"
+    return f"read-only view; hidden behind tmpfs: {shown}"
+
+
+def _run_mounts(cfg: dict) -> str:
+    """PID 1's mounts: a fresh /proc, and a size-limited tmpfs as the working directory."""
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    owner = cfg["uid"] if cfg["uid"] is not None else os.geteuid()
+    group = cfg["gid"] if cfg["gid"] is not None else os.getegid()
+    size = cfg["limits"]["workdir_bytes"]
+    options = f"size={size},mode=700,uid={owner},gid={group}"
+    _mount("tmpfs", cfg["work"], "tmpfs", MS_NOSUID | MS_NODEV, options)
+    os.chdir(cfg["work"])
+    return f"writable workdir only (private tmpfs, {size >> 20} MiB)"
 
 
 def _set_limits(cfg: dict) -> None:
@@ -225,11 +229,11 @@ def _run_program(source: str, path: str) -> None:
 
 
 def _init(report, cfg: dict, isolation: dict) -> None:
-    """PID 1 of the sandbox's PID namespace: fork the program, reap, report, exit."""
+    """PID 1 of the run's PID namespace: mount, limit, drop, fork the program, reap, report."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
     try:
-        isolation["filesystem"] = _readonly_view(cfg, cfg["staging"])
+        isolation["filesystem"] += "; " + _run_mounts(cfg)
         _set_limits(cfg)
         isolation["user"] = _drop_privileges(cfg)
     except OSError as exc:
@@ -241,10 +245,10 @@ def _init(report, cfg: dict, isolation: dict) -> None:
     child = os.fork()
     if child == 0:
         report.close()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        _run_program(cfg["source"], cfg["program"])
+        _run_program(cfg["source"], "program.py")
     while True:
         try:
             pid, status = os.waitpid(-1, 0)
@@ -260,53 +264,57 @@ def _init(report, cfg: dict, isolation: dict) -> None:
     os._exit(0)
 
 
-def _enter_namespaces() -> str:
-    """Unshare the namespaces; returns how (raises OSError when the kernel refuses)."""
-    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+def _enter_server_namespaces(drop_privileges: bool) -> dict:
+    """The server's namespaces and read-only view, shared by its (sequential) runs.
+
+    Raises:
+        OSError: When the kernel refuses (no privileges, user namespaces disabled).
+    """
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
     if os.geteuid() == 0:
         _unshare(flags)
-        return "mount, net, pid, ipc, uts"
-    uid, gid = os.geteuid(), os.getegid()
-    _unshare(CLONE_NEWUSER | flags)
-    _write("/proc/self/setgroups", "deny")
-    _write("/proc/self/uid_map", f"{uid} {uid} 1")
-    _write("/proc/self/gid_map", f"{gid} {gid} 1")
-    return "user, mount, net, pid, ipc, uts"
+        names = "net, ipc, mount (per server); mount, pid, uts (per run)"
+    else:
+        uid, gid = os.geteuid(), os.getegid()
+        _unshare(CLONE_NEWUSER | flags)
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+        names = "user, net, ipc, mount (per server); mount, pid, uts (per run)"
+    return {
+        "namespaces": names,
+        "network": "network namespace (no interfaces up)",
+        "filesystem": _server_view(drop_privileges),
+        "processes": "pid namespace (all killed when the run ends)",
+    }
 
 
-def run_one(cfg: dict) -> None:
-    """Set up one run's process (files, cwd, environment), harden it, run the program; exits."""
+def run_one(cfg: dict, fds: list, server_isolation: dict | None) -> None:
+    """Run one program in this freshly forked process; exits, never returns."""
     os.setsid()  # its own process group: the server kills the whole group at the end
-    for fd, path, flags in (
-        (0, os.devnull, os.O_RDONLY),
-        (1, cfg["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-        (2, cfg["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-    ):
-        opened = os.open(path, flags, 0o600)
-        os.dup2(opened, fd)
-        os.close(opened)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fds[0], 1)
+    os.dup2(fds[1], 2)
+    for fd in (null, fds[0], fds[1]):
+        os.close(fd)
+    report = os.fdopen(fds[2], "w")
+    with open(cfg["program"], encoding="utf-8", errors="replace") as handle:
+        cfg["source"] = handle.read()
     os.chdir(cfg["work"])
     os.environ.clear()
     os.environ.update(cfg["env"])
     # Not root: RLIMIT_NPROC counts every process of our uid, so allow for those already running.
     own = cfg["uid"] is None and os.geteuid() != 0
     cfg["host_processes"] = sum(n.isdigit() for n in os.listdir("/proc")) if own else 0
-    report = open(cfg["report"], "w")
-    # Read the program, then remove it: the program cannot read its own (e.g. the test code).
-    with open(cfg["program"], encoding="utf-8", errors="replace") as handle:
-        cfg["source"] = handle.read()
-    os.unlink(cfg["program"])
-    isolation = {}
-    if cfg["namespaces"]:
+    if server_isolation is not None:
+        isolation = dict(server_isolation)
         try:
-            isolation["namespaces"] = _enter_namespaces()
+            _unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS)
         except OSError as exc:
-            isolation["namespaces"] = f"none ({exc})"
-    else:
-        isolation["namespaces"] = "none (disabled)"
-    if not isolation["namespaces"].startswith("none"):
-        isolation["network"] = "network namespace (no interfaces up)"
-        isolation["processes"] = "pid namespace (all killed when the run ends)"
+            report.write(json.dumps({"setup_error": f"unshare: {exc}"}) + "\n")
+            report.flush()
+            os._exit(71)
         init = os.fork()
         if init == 0:
             _init(report, cfg, isolation)
@@ -316,9 +324,12 @@ def run_one(cfg: dict) -> None:
         _, status = os.waitpid(init, 0)
         os._exit(os.waitstatus_to_exitcode(status) and 70)
     # Fallback: no namespaces. Harden this process and run the program in it.
-    isolation["network"] = "audit-hook socket block (weaker: no network namespace)"
-    isolation["processes"] = "process group (killed when the run ends)"
-    isolation["filesystem"] = "private workdir only (no mount namespace)"
+    isolation = {
+        "namespaces": f"none ({cfg.get('namespaces_unavailable', 'disabled')})",
+        "network": "audit-hook socket block (weaker: no network namespace)",
+        "processes": "process group (killed when the run ends)",
+        "filesystem": "private workdir (no mount namespace: the host's files are reachable)",
+    }
     if cfg["uid"] is not None and any(
         _blocked_ancestor(p, cfg["uid"], cfg["gid"]) for p in sys.path if os.path.isdir(p)
     ):
@@ -329,7 +340,7 @@ def run_one(cfg: dict) -> None:
     _block_sockets()
     report.write(json.dumps({"isolation": isolation}) + "\n")
     report.close()
-    _run_program(cfg["source"], cfg["program"])
+    _run_program(cfg["source"], "program.py")
 
 
 def _wait(pid: int, timeout_s: float) -> bool:
@@ -380,37 +391,52 @@ WARM_MODULES = (
 )
 
 
-def serve() -> None:
-    """Fork server: one JSON request per line on stdin, one JSON reply per line on stdout.
+def serve(namespaces: bool, drop_privileges: bool) -> None:
+    """Fork server: requests arrive on the SEQPACKET socket at fd 0, one per message.
 
-    For each request, fork a child that runs :func:`run_one`, wait for it up to the wall-clock
-    timeout, then stop it: SIGTERM (the child kills its PID namespace), SIGKILL to its process
-    group after a grace second, reap it, and reply ``{"returncode": n, "timed_out": bool}``.
-    Forking this small, already-started interpreter saves an interpreter start per run, and
-    the modules of :data:`WARM_MODULES` are imported once here.
+    A request is JSON plus three file descriptors (stdout, stderr, report). For each, fork a
+    child that runs :func:`run_one`, wait for it up to the wall-clock timeout, then stop it:
+    SIGTERM (the child kills its PID namespace), SIGKILL to its process group after a grace
+    second, reap it, and reply ``{"returncode": n, "timed_out": bool}``. Forking this small,
+    already-started interpreter saves an interpreter start per run, and the modules of
+    :data:`WARM_MODULES` are imported once here.
     """
     import importlib
+    import socket
 
     for name in WARM_MODULES:
         try:
             importlib.import_module(name)
         except ImportError:
             pass
+    server_isolation = None
+    fallback_reason = "disabled"
+    if namespaces:
+        try:
+            server_isolation = _enter_server_namespaces(drop_privileges)
+        except OSError as exc:
+            fallback_reason = str(exc)
+    channel = socket.socket(fileno=0)
     while True:
-        line = sys.stdin.readline()
-        if not line:
+        message, fds, _, _ = socket.recv_fds(channel, 1 << 16, 3)
+        if not message:
             return
-        cfg = json.loads(line)
+        cfg = json.loads(message)
+        if server_isolation is None:
+            cfg["namespaces_unavailable"] = fallback_reason
         pid = os.fork()
         if pid == 0:
             try:
-                run_one(cfg)
+                channel.close()
+                run_one(cfg, fds, server_isolation)
             except BaseException:
                 import traceback
 
                 traceback.print_exc()
             finally:
                 os._exit(72)
+        for fd in fds:
+            os.close(fd)
         timed_out = not _wait(pid, cfg["timeout_s"])
         if timed_out:
             try:
@@ -422,9 +448,8 @@ def serve() -> None:
         _kill_group(pid)  # whatever is left in its process group (no PID namespace)
         _, status = os.waitpid(pid, 0)
         reply = {"returncode": os.waitstatus_to_exitcode(status), "timed_out": timed_out}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+        channel.send(json.dumps(reply).encode())
 
 
 if __name__ == "__main__":
-    serve()
+    serve(namespaces="--no-namespaces" not in sys.argv, drop_privileges="--drop" in sys.argv)

@@ -33,6 +33,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -185,7 +186,7 @@ class Sandbox:
         self.drop_privileges = drop_privileges and os.geteuid() == 0
         self.site_packages = site_packages
         self.tmp_dir = os.fspath(tmp_dir) if tmp_dir is not None else _default_tmp_dir()
-        self._servers = _ServerPool(site_packages)
+        self._servers = _ServerPool(site_packages, namespaces, self.drop_privileges)
         weakref.finalize(self, self._servers.close)
 
     # ------------------------------------------------------------------ public
@@ -272,33 +273,29 @@ class Sandbox:
     ) -> SandboxResult:
         work = run_dir / "work"
         work.mkdir()
-        (run_dir / "stage").mkdir()
-        (work / "program.py").write_bytes(program.encode("utf-8", errors="replace"))
+        (run_dir / "program.py").write_bytes(program.encode("utf-8", errors="replace"))
         if uid is not None:
             os.chown(work, uid, uid)
-        paths = {name: str(run_dir / name) for name in ("stdout", "stderr", "report", "stage")}
         request = {
             "work": str(work),
-            "program": "program.py",
-            "stdout": paths["stdout"],
-            "stderr": paths["stderr"],
-            "report": paths["report"],
-            "staging": paths["stage"],
+            "program": str(run_dir / "program.py"),
             "env": _clean_env(str(work)),
             "uid": uid,
             "gid": uid,
-            "namespaces": self.namespaces,
             "limits": limits.rlimits(),
             "timeout_s": limits.timeout_s,
         }
-        reply = self._servers.request(request, guard_s=limits.timeout_s + 30.0)
-        if reply is None:
-            return _error("sandbox server died or hung; it was restarted")
-        with open(paths["report"], "rb") as report:
+        with (
+            open(run_dir / "stdout", "wb+") as out,
+            open(run_dir / "stderr", "wb+") as err,
+            open(run_dir / "report", "wb+") as report,
+        ):
+            reply = self._servers.request(request, [out, err, report], limits.timeout_s + 30.0)
+            if reply is None:
+                return _error("sandbox server died or hung; it was restarted")
             records = _read_report(report)
-        if uid is not None and not _in_pid_namespace(records):
-            _kill_uid(uid)  # no PID namespace: sweep processes that left the group
-        with open(paths["stdout"], "rb") as out, open(paths["stderr"], "rb") as err:
+            if uid is not None and not _in_pid_namespace(records):
+                _kill_uid(uid)  # no PID namespace: sweep processes that left the group
             stdout = _read_capped(out, limits.max_output_bytes)
             stderr = _read_capped(err, limits.max_output_bytes)
             last_line = _last_line(err)
@@ -317,66 +314,78 @@ class Sandbox:
         return SandboxResult(status, reason, code, stdout, stderr, 0.0, isolation)
 
 
+class _Server:
+    """One fork server process and the socket to it."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self.process = subprocess.Popen(
+                args,
+                stdin=theirs.fileno(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=_clean_env("/"),
+                cwd="/",
+                start_new_session=True,
+            )
+
+    def request(self, request: dict, files: list, guard_s: float) -> dict | None:
+        """Send one run with its files; wait for the reply (None if the server failed)."""
+        try:
+            fds = [f.fileno() for f in files]
+            socket.send_fds(self.channel, [json.dumps(request).encode()], fds)
+            ready, _, _ = select.select([self.channel], [], [], guard_s)
+            message = self.channel.recv(1 << 16) if ready else b""
+            return json.loads(message) if message else None
+        except (OSError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        self.channel.close()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+
+
 class _ServerPool:
     """Idle fork servers (``_sandbox_child.py``), one per concurrent run, started on demand."""
 
-    def __init__(self, site_packages: bool) -> None:
-        self._flags = ["-I"] if site_packages else ["-I", "-S"]
-        self._idle: list[subprocess.Popen] = []
-        self._all: list[subprocess.Popen] = []
+    def __init__(self, site_packages: bool, namespaces: bool, drop_privileges: bool) -> None:
+        flags = ["-I"] if site_packages else ["-I", "-S"]
+        options = ([] if namespaces else ["--no-namespaces"]) + (
+            ["--drop"] if drop_privileges else []
+        )
+        self._args = [sys.executable, *flags, str(_CHILD), *options]
+        self._idle: list[_Server] = []
+        self._all: list[_Server] = []
         self._lock = threading.Lock()
 
-    def _start(self) -> subprocess.Popen:
-        server = subprocess.Popen(
-            [sys.executable, *self._flags, str(_CHILD)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=_clean_env("/"),
-            cwd="/",
-            start_new_session=True,
-        )
-        with self._lock:
-            self._all.append(server)
-        return server
-
-    def request(self, request: dict, guard_s: float) -> dict | None:
-        """Send one run to an idle server and wait for its reply (None if the server failed)."""
+    def request(self, request: dict, files: list, guard_s: float) -> dict | None:
+        """Run a request on an idle server (started if none is idle)."""
         with self._lock:
             server = self._idle.pop() if self._idle else None
-        server = server or self._start()
-        try:
-            server.stdin.write((json.dumps(request) + "\n").encode())
-            server.stdin.flush()
-            ready, _, _ = select.select([server.stdout], [], [], guard_s)
-            line = server.stdout.readline() if ready else b""
-            reply = json.loads(line) if line else None
-        except (OSError, ValueError):
-            reply = None
-        if reply is None:
-            self._stop(server)
-            return None
+        if server is None:
+            server = _Server(self._args)
+            with self._lock:
+                self._all.append(server)
+        reply = server.request(request, files, guard_s)
         with self._lock:
-            self._idle.append(server)
-        return reply
-
-    def _stop(self, server: subprocess.Popen) -> None:
-        with self._lock:
-            if server in self._all:
+            if reply is None:
                 self._all.remove(server)
-        try:
-            os.killpg(server.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        server.wait()
-        for stream in (server.stdin, server.stdout):
-            stream.close()
+            else:
+                self._idle.append(server)
+        if reply is None:
+            server.stop()
+        return reply
 
     def close(self) -> None:
         with self._lock:
-            servers, self._idle = list(self._all), []
+            servers, self._all, self._idle = self._all, [], []
         for server in servers:
-            self._stop(server)
+            server.stop()
 
 
 # ---------------------------------------------------------------------- helpers
