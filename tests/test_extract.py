@@ -26,6 +26,8 @@ NUMBER_CASES = [
     ("The answer is 1 1/2 cups", 1.5),
     ("The answer is .5", 0.5),
     ("Answer: 50%", 50),
+    ("Answer = 7 + 8 = 15", 15),
+    ("The answer is \\(18\\).", 18),
     ("The answer is \\$35.", 35),
     # last number fallback; subtraction is not a negative sign
     ("He had 20 apples, gave away 5-3 of them, so he has 18 apples left.", 18),
@@ -85,6 +87,13 @@ CHOICE_CASES = [
     ("Agent 1 said (A) but that is a mistake; the answer is B", "B"),
     # a text that restates the options and then answers
     ("A. Paris\nB. London\nC. Berlin\nD. Madrid\n\nThe answer is A.", "A"),
+    ("The correct answer is: B) London", "B"),
+    ("B is the correct answer.", "B"),
+    ("I would choose B", "B"),
+    ("Correct option: (B)", "B"),
+    ("Based on the analysis, the best answer is D - Madrid", "D"),
+    ("The answer is (B) and not (C).", "B"),
+    ("Agent 2 chose C. I disagree: the answer is B.", "B"),
 ]
 
 
