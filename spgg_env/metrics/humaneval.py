@@ -2,8 +2,8 @@
 
 Loads from the installed package, with no hub access::
 
-    import evaluate, spgg_env.metrics.humaneval as m
-    metric = evaluate.load(m.__file__)
+    from spgg_env import metrics
+    metric = metrics.load("humaneval")  # = evaluate.load(<package>/metrics/humaneval.py)
     metric.compute(predictions=["```python\\ndef add(a, b): ...```"], references=["HumanEval/0"])
 
 ``predictions`` are model outputs (free text: fenced or raw code, whole function or body);
@@ -17,9 +17,9 @@ Also returned: ``passed`` (0/1 per prediction) and ``errors`` (why each failed, 
 
 from __future__ import annotations
 
-import datasets
 import evaluate
 
+from spgg_env.metrics._common import accuracy, text_metric_info
 from spgg_env.tasks.humaneval import HumanEvalTask
 
 _DESCRIPTION = "HumanEval functional correctness (pass@1), run in the spgg_env sandbox."
@@ -45,14 +45,8 @@ class HumanEval(evaluate.Metric):
     """HumanEval pass@1 of one sample per problem."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_INPUTS,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-            reference_urls=["https://github.com/openai/human-eval"],
+        return text_metric_info(
+            _DESCRIPTION, _CITATION, _INPUTS, "https://github.com/openai/human-eval"
         )
 
     def _compute(
@@ -76,7 +70,7 @@ class HumanEval(evaluate.Metric):
         scores = task.score_batch(items)
         passed = [int(score.value) for score in scores]
         return {
-            "pass@1": sum(passed) / len(passed) if passed else 0.0,
+            "pass@1": accuracy(passed),
             "passed": passed,
             "errors": [score.error for score in scores],
         }
