@@ -106,3 +106,23 @@ def test_board_refuses_a_tampered_result(tmp_path, results, capsys):
     err = capsys.readouterr().err
     assert "aggregate 'tokens_per_problem' is 1.0 in the file" in err and "no board written" in err
     assert not (tmp_path / "b" / "leaderboard.md").exists()
+
+
+def test_cli_run_writes_results_and_the_board_refuses_a_partial_one(tmp_path, monkeypatch, capsys):
+    import spgg_env.agents.bench_cli as bench_cli
+
+    task, backend = arith_setup()
+    splits = pin_splits([task], "small-v1", size=4, splits_dir=tmp_path / "splits")
+    monkeypatch.setattr(bench_cli, "build_backend", lambda spec: backend)
+    path = tmp_path / "cot.yaml"
+    config = BenchConfig(name="cot", method="cot", task="arith", task_options={"n_problems": 12})
+    path.write_text(json.dumps(config.to_dict()))  # JSON is YAML
+    out = tmp_path / "results"
+    assert cli("run", path, "--results", out, "--splits-dir", splits.parent, "--limit", 2) == 0
+    assert "cot: score" in capsys.readouterr().out
+    assert cli("leaderboard", out, "--out", tmp_path / "b", "--splits-dir", splits.parent) == 1
+    assert "partial run (limit=2)" in capsys.readouterr().err
+    assert cli("run", path, "--results", out, "--splits-dir", splits.parent) == 0
+    assert cli("leaderboard", out, "--out", tmp_path / "b", "--splits-dir", splits.parent) == 0
+    assert cli("run", path, "--results", out, "--splits-dir", splits.parent, "--skip-existing") == 0
+    assert "skip cot: valid result" in capsys.readouterr().out
