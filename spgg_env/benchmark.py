@@ -60,6 +60,8 @@ EPISODES_FILE = "episodes.jsonl"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPLITS_DIR = REPO_ROOT / "benchmarks" / "splits"
 
+#: Keys every result header has.
+HEADER_FIELDS = ("config", "split", "seeds", "n_episodes", "records_sha256", "aggregates", "timing")
 #: Score details that vary between identical runs (timings); kept out of episode records.
 VOLATILE_KEYS = frozenset({"duration_s", "latency_s", "wall_s", "elapsed_s"})
 #: Fields every episode record has, with their types.
@@ -593,6 +595,9 @@ def load_result(
         raise ResultError(folder, [f"cannot read the result: {error}"]) from error
     if header.get("schema") != SCHEMA:
         raise ResultError(folder, [f"schema is {header.get('schema')!r}, expected {SCHEMA!r}"])
+    absent = [key for key in HEADER_FIELDS if key not in header]
+    if absent:
+        raise ResultError(folder, [f"the header lacks {absent}"])
     problems = _check_records(header, records, allow_partial)
     problems += _check_split(header, splits_dir)
     if not any("field" in p for p in problems) and records:

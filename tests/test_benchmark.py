@@ -160,3 +160,9 @@ def test_config_from_yaml_and_its_errors(tmp_path):
         config(decoding={"temp": 1})
     with pytest.raises(ValueError, match="lacks required"):
         BenchConfig.from_dict({"name": "x", "method": "cot"})
+
+
+def test_header_without_its_fields_is_rejected(tmp_path, pinned):
+    path, _ = run(tmp_path, pinned)
+    tamper(path, lambda h, _: h.pop("split"))
+    assert "the header lacks ['split']" in rejected(path, pinned)

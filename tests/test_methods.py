@@ -124,3 +124,21 @@ def test_missing_policy_checkpoint_is_a_clear_error(tmp_path):
         load_params_policy(tmp_path / "none.pt")
     with pytest.raises(FileNotFoundError, match="policy_checkpoint"):
         make_method("econ", policy_checkpoint=str(tmp_path / "none.pt"))
+
+
+def test_trained_variants_take_each_agents_params_from_the_policy(tmp_path, monkeypatch):
+    import spgg_env.baselines.econ as econ
+    import spgg_env.baselines.spgg_ensemble as spgg_ensemble
+
+    def fake_policy(path):
+        return lambda prompt, position, n: GenerationParams(temperature=0.1 * (position + 1))
+
+    monkeypatch.setattr(spgg_ensemble, "load_params_policy", fake_policy)
+    monkeypatch.setattr(econ, "load_params_policy", fake_policy)
+    _, _, backend, record = solve("spgg", agents=3, policy_checkpoint="trained.pt")
+    assert [p.temperature for p in backend.params] == pytest.approx([0.1, 0.2, 0.3])
+    assert [p["temperature"] for p in record["details"]["agent_params"]] == pytest.approx(
+        [0.1, 0.2, 0.3]
+    )
+    _, _, backend, _ = solve("econ", executors=2, policy_checkpoint="trained.pt")
+    assert [p.temperature for p in backend.params] == pytest.approx([0.0, 0.1, 0.2, 0.0])
