@@ -365,21 +365,35 @@ class _ServerPool:
 
     def request(self, request: dict, files: list, guard_s: float) -> dict | None:
         """Run a request on an idle server (started if none is idle)."""
-        with self._lock:
-            server = self._idle.pop() if self._idle else None
-        if server is None:
-            server = _Server(self._args)
-            with self._lock:
-                self._all.append(server)
+        server = self._acquire()
         reply = server.request(request, files, guard_s)
         with self._lock:
-            if reply is None:
-                self._all.remove(server)
-            else:
+            if reply is not None:
                 self._idle.append(server)
+            elif server in self._all:
+                self._all.remove(server)
         if reply is None:
             server.stop()
         return reply
+
+    def _acquire(self) -> _Server:
+        """An idle live server, or a new one (servers that died while idle are dropped)."""
+        while True:
+            with self._lock:
+                server = self._idle.pop() if self._idle else None
+                if server is not None and server.process.poll() is not None:
+                    self._all.remove(server)
+                    dead, server = server, None
+                else:
+                    dead = None
+            if dead is not None:
+                dead.stop()
+                continue
+            if server is None:
+                server = _Server(self._args)
+                with self._lock:
+                    self._all.append(server)
+            return server
 
     def close(self) -> None:
         with self._lock:

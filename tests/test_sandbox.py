@@ -226,3 +226,16 @@ def test_wall_clock_includes_cleanup():
     result = Sandbox(Limits(timeout_s=1.0)).run("import time\ntime.sleep(60)")
     assert result.status == "timeout"
     assert time.perf_counter() - start < 5
+
+
+def test_recovers_when_a_fork_server_dies():
+    with Sandbox(Limits(timeout_s=TIMEOUT_S), workers=1) as sandbox:
+        assert sandbox.run("print(1)").passed
+        servers = [
+            p for p in psutil.Process().children() if "_sandbox_child" in " ".join(p.cmdline())
+        ]
+        assert servers
+        for server in servers:
+            server.kill()
+            server.wait(5)
+        assert sandbox.run("print(2)").stdout == "2\n"
