@@ -1,9 +1,10 @@
 """Run untrusted Python programs in a hardened subprocess.
 
-Generated code never runs in the host process. Each program gets its own subprocess, started as
-``python -I -S spgg_env/_sandbox_child.py`` with a scrubbed environment, in its own temporary
-run directory (removed afterwards). The child hardens itself before it runs a line of the
-program (see :mod:`spgg_env._sandbox_child` for the exact steps):
+Generated code never runs in the host process. Each program runs in a process of its own,
+forked by a small **fork server** (``python -I -S spgg_env/_sandbox_child.py``, one per parallel
+worker, started on demand with a scrubbed environment), in its own temporary run directory
+(removed afterwards). The process hardens itself before it runs a line of the program (see
+:mod:`spgg_env._sandbox_child` for the exact steps):
 
 * **namespaces** when the kernel allows (root, or unprivileged user namespaces): private mount,
   network, PID, IPC and UTS namespaces. The program is PID 2 under a tiny PID 1; when PID 1 ends,
@@ -11,8 +12,9 @@ program (see :mod:`spgg_env._sandbox_child` for the exact steps):
 * **read-only file system** except the program's working directory, and a fresh ``/proc``;
 * **no network**: a network namespace with no interface up, or (fallback) an audit hook that
   refuses internet sockets;
-* **limits**: wall-clock timeout (enforced here), CPU seconds, address space, processes, file
-  size (which also caps stdout/stderr, written to files), open files, no core dumps;
+* **limits**: wall-clock timeout (enforced by the server), CPU seconds, address space,
+  processes, file size (which also caps stdout/stderr, written to files), open files, no core
+  dumps;
 * **unprivileged user** when running as root: a uid/gid of its own per concurrent run, no groups;
 * the whole process group is killed with ``SIGKILL`` when the run ends.
 
@@ -252,7 +254,6 @@ class Sandbox:
             "isolation": dict(probe.isolation),
         }
 
-    # ----------------------------------------------------------------- private
     def close(self) -> None:
         """Stop this sandbox's fork servers (they are restarted on the next run)."""
         self._servers.close()
@@ -263,6 +264,7 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ----------------------------------------------------------------- private
     def _run_in(
         self,
         run_dir: Path,
