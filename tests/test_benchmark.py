@@ -166,3 +166,24 @@ def test_header_without_its_fields_is_rejected(tmp_path, pinned):
     path, _ = run(tmp_path, pinned)
     tamper(path, lambda h, _: h.pop("split"))
     assert "the header lacks ['split']" in rejected(path, pinned)
+
+
+@pytest.mark.slow
+def test_real_decoding_is_reproducible_with_a_tiny_model(tmp_path, pinned):
+    from spgg_env.agents.tiny_lm import save_tiny_lm
+    from spgg_env.agents.transformers_backend import TransformersBackend
+
+    model = save_tiny_lm(tmp_path / "tiny", max_position_embeddings=1024)
+    episodes = []
+    for out in ("a", "b"):  # a fresh backend each time: nothing carries over
+        task, _ = arith_setup()
+        backend = TransformersBackend(str(model), device="cpu", dtype="float32")
+        cfg = config(name="sc", decoding={"max_new_tokens": 6}, limit=3, seeds=[0])
+        path = run_benchmark(cfg, tmp_path / out, backend=backend, task=task,
+                             splits_dir=pinned.parent, progress=False)  # fmt: skip
+        episodes.append((path / EPISODES_FILE).read_bytes())
+        result = load_result(path, splits_dir=pinned.parent, allow_partial=True)
+        assert result["header"]["aggregates"]["llm_calls_per_problem"] == 3.0
+    assert episodes[0] == episodes[1]
+    samples = [r["calls"] for r in map(json.loads, episodes[0].decode().splitlines())]
+    assert any(len({c["text"] for c in calls}) > 1 for calls in samples)  # really sampled
