@@ -137,7 +137,8 @@ class _UidPool:
     """Hands out a distinct unprivileged uid to each concurrent run of this process."""
 
     def __init__(self, base: int, size: int = 256) -> None:
-        self._free = list(range(base + size - 1, base - 1, -1))
+        self.uids = range(base, base + size)
+        self._free = list(reversed(self.uids))
         self._cond = threading.Condition()
 
     def acquire(self) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from spgg_env import sandbox as sandbox_module
 from spgg_env.sandbox import Limits, Sandbox, SandboxResult
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
@@ -129,8 +130,8 @@ def test_no_process_left_behind(outcomes):
     me = psutil.Process()
     assert me.is_running()
     assert me.children(recursive=True) == []
-    sandbox_uids = [p for p in psutil.process_iter(["uids"]) if p.info["uids"].real >= 1_000_000]
-    assert sandbox_uids == []
+    ours = sandbox_module._UIDS.uids  # the uids this process hands to its runs
+    assert [p for p in psutil.process_iter(["uids"]) if p.info["uids"].real in ours] == []
 
 
 def test_host_environment_invisible(outcomes):
