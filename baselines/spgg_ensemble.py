@@ -1,19 +1,18 @@
-"""MAC-SPGG ensembles: n agents contribute in turn, as in the environment, the last answers.
+"""MAC-SPGG ensembles: n agents contribute in turn through the environment; the last answers.
 
-Agent i (0-based) sees the prompt the environment would show it,
-``task.render_prompt(problem, visible, i, n)``, where ``visible`` is the previous agent's
-contribution in partial observation (``observation: partial``) or every predecessor's in full
-observation (``observation: full``). The last contribution is the group's final answer. Cost: n
-calls per problem, one per round (the game is sequential).
+Each problem is played as one episode of :class:`spgg_env.env.SPGGEnv`, reset to that problem
+(``options={"problem_uid": uid}``): agent i's request is its observation's prompt (the task plus
+the previous agent's contribution in partial observation, every predecessor's in full
+observation) as the user message, and its reply is stepped into the env as its contribution.
+The last contribution is the group's final answer. Cost: n calls per problem, one per round
+(the game is sequential).
 
 *Untrained* ensembles decode every agent with the config's parameters; *trained* ones take each
 agent's generation parameters from a trained policy (``policy_checkpoint``, see
 :func:`~spgg_env.baselines.methods.load_params_policy`).
 
-For the record only (never for a decision), each contribution is scored with ``task.score`` and
-the episode's MAC-SPGG rewards are computed with
-:func:`spgg_env.mechanism.make_mechanism` (contributions c_i = scores, group score G = the last
-contribution's score, effort e_i = completion tokens / ``max_new_tokens``).
+The env's end-of-episode ``info`` (each contribution's score, the group score, the mechanism's
+rewards) goes into the episode record's details; no decision uses it.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import numpy as np
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.baselines.methods import Method, Outcome, Program, Request, load_params_policy, user
 
+from spgg_env.env import SPGGEnv
 from spgg_env.mechanism import make_mechanism
 from spgg_env.prompts import TEMPLATE
 from spgg_env.tasks.base import Problem, Task
@@ -79,27 +79,28 @@ class SpggEnsemble(Method):
     def solve(
         self, task: Task, problem: Problem, params: GenerationParams, rng: np.random.Generator
     ) -> Program:
-        texts: list[str] = []
-        effort: list[float] = []
+        env = SPGGEnv(
+            task=task,
+            n_agents=self.agents,
+            observation=self.observation,
+            mechanism=self.mechanism,
+        )
+        env.reset(options={"problem_uid": problem.uid})
         used: list[dict[str, Any]] = []
         for position in range(self.agents):
-            seen = list(enumerate(texts))
-            visible = seen if self.observation == "full" else seen[-1:]
-            prompt = task.render_prompt(problem, visible, position, self.agents)
+            agent = env.agent_selection
+            prompt = env.observe(agent)["prompt"]
             agent_params = self.policy(prompt, position, self.agents) if self.policy else params
-            (reply,) = yield [Request(user(prompt), agent_params, f"agent_{position}")]
-            texts.append(reply.text)
-            effort.append(min(1.0, reply.completion_tokens / agent_params.max_new_tokens))
+            (reply,) = yield [Request(user(prompt), agent_params, agent)]
+            env.step(reply.text)
             used.append(agent_params.to_dict())
-        scores = [score.value for score in task.score_many(problem, texts)]
-        rewards = self.mechanism(
-            np.asarray(scores), np.asarray(scores[-1]), effort=np.asarray(effort)
-        )
+        infos = [env.infos[agent] for agent in env.possible_agents]
         return Outcome(
-            final_text=texts[-1],
+            final_text=env.contributions[-1],
             details={
-                "contribution_scores": scores,
-                "rewards": [float(r) for r in rewards.total],
+                "contribution_scores": [info["score"] for info in infos],
+                "group_score": infos[-1]["group_score"],
+                "rewards": [info["reward_components"]["total"] for info in infos],
                 "agent_params": used if self.policy else None,
             },
         )
