@@ -231,6 +231,11 @@ def render_html(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def _short(row: Mapping[str, Any]) -> str:
+    """A submission's name without its task prefix (the panel names the task)."""
+    return row["name"].removeprefix(f"{row['task']}-")
+
+
 def plot_frontier(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Scatter task score (with 95% CI) against tokens per problem, one panel per task, with
     each task's Pareto frontier."""
@@ -240,6 +245,8 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     groups = _by_task(rows)
+    labels = sorted({_short(row) for row in rows})
+    colours = {label: plt.get_cmap("tab20")(i % 20) for i, label in enumerate(labels)}
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4.2), squeeze=False)
     for ax, (task, group) in zip(axes[0], groups.items(), strict=True):
         for row in group:
@@ -250,7 +257,8 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
                 yerr=[[row["score"] - low], [high - row["score"]]],
                 fmt="o",
                 capsize=3,
-                label=row["name"],
+                color=colours[_short(row)],
+                label=_short(row),
             )
         front = pareto_front(group)
         ax.step(
