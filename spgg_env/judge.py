@@ -312,16 +312,14 @@ class Judge:
         model: Hub id, local folder, ``"embedded"`` (default), or a loaded causal LM (then
             give ``tokenizer``). Loaded on the first score that misses the cache.
         tokenizer: The tokenizer of a loaded ``model``.
-        revision: Recorded in the cache identity of the model.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
-        batch_size: Prompts per forward pass.
         cache_path: JSONL file that keeps distributions across runs (created if missing).
         dimensions: Which of :data:`DIMENSIONS` to score.
         max_document_chars: Longer documents are cut (a mark shows the cut).
         max_summary_chars: Longer summaries are cut.
         scorer: Anything with ``identity: str`` and ``distributions(prompts) -> [[p1..p5]]``,
             used instead of a transformers model, e.g. :class:`OpenAIScorer` for a server.
+        **model_options: Options of the :class:`TransformersScorer` (``revision``, ``device``,
+            ``dtype``, ``batch_size``).
     """
 
     def __init__(
@@ -329,15 +327,12 @@ class Judge:
         model: Any = "embedded",
         tokenizer: Any = None,
         *,
-        revision: str | None = None,
-        device: str = "auto",
-        dtype: str = "auto",
-        batch_size: int = 8,
         cache_path: str | os.PathLike[str] | None = None,
         dimensions: Sequence[str] = DIMENSIONS,
         max_document_chars: int = 4000,
         max_summary_chars: int = 1500,
         scorer: Any = None,
+        **model_options: Any,
     ) -> None:
         unknown = [d for d in dimensions if d not in DIMENSIONS]
         if unknown or not dimensions:
@@ -353,14 +348,13 @@ class Judge:
         self.dimensions = tuple(dimensions)
         self.max_document_chars = int(max_document_chars)
         self.max_summary_chars = int(max_summary_chars)
-        self._model_args = dict(
-            model=model,
-            tokenizer=tokenizer,
-            revision=revision,
-            device=device,
-            dtype=dtype,
-            batch_size=batch_size,
-        )
+        unknown_options = set(model_options) - {"revision", "device", "dtype", "batch_size"}
+        if unknown_options:
+            raise ValueError(
+                f"unknown Judge options {sorted(unknown_options)}; model options are revision, "
+                "device, dtype, batch_size"
+            )
+        self._model_args = {"model": model, "tokenizer": tokenizer, **model_options}
         self._scorer = scorer
         self.cache: dict[str, list[float]] = {}
         self.cache_path = Path(cache_path) if cache_path is not None else None
@@ -385,7 +379,7 @@ class Judge:
         """The model identity the cache keys include (known without loading the model)."""
         if self._scorer is not None:
             return self._scorer.identity
-        return model_identity(self._model_args["model"], self._model_args["revision"])
+        return model_identity(self._model_args["model"], self._model_args.get("revision"))
 
     def describe(self) -> dict[str, Any]:
         """Model identity, dimensions, limits and cache counts, for result files."""

@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import httpx
 import pytest
 import torch
-from transformers import ByT5Tokenizer, LlamaConfig, LlamaForCausalLM
+from spgg_env.agents.tiny_lm import save_tiny_lm
 
-from spgg_env.judge import DIMENSIONS, Judge, TransformersScorer, expected_score
+from spgg_env.judge import DIMENSIONS, Judge, OpenAIScorer, TransformersScorer, expected_score
 
 DOC = "The council voted to build a library. It will cost 12 million dollars and open in 2027."
 SUMMARIES = ["A library will be built for 12 million dollars.", "Council library.", "x" * 50]
 
 
 @pytest.fixture(scope="module")
-def tiny() -> tuple[LlamaForCausalLM, ByT5Tokenizer]:
+def tiny(tmp_path_factory) -> str:
+    """A random 2-layer Llama with a byte tokenizer, saved as a transformers folder."""
     torch.set_num_threads(1)  # tiny matrices: threads only add contention on a shared CPU
-    torch.manual_seed(0)
-    tokenizer = ByT5Tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForCausalLM(config).eval(), tokenizer
+    folder = tmp_path_factory.mktemp("tiny")
+    return str(save_tiny_lm(folder, max_position_embeddings=4096))
 
 
-def make_judge(tiny, **kwargs) -> Judge:
-    model, tokenizer = tiny
-    return Judge(model, tokenizer, max_document_chars=200, **kwargs)
+def make_judge(tiny: str, **kwargs) -> Judge:
+    return Judge(tiny, device="cpu", max_document_chars=200, **kwargs)
 
 
 class FixedScorer:
@@ -68,7 +63,7 @@ def test_value_is_mean_of_normalised_dimensions(probs, value) -> None:
 
 
 def test_score_tokens_of_byte_tokenizer(tiny) -> None:
-    scorer = TransformersScorer(*tiny)
+    scorer = TransformersScorer(tiny, device="cpu")
     assert [len(ids) for ids in scorer.token_ids] == [1] * 5
     assert len({ids[0] for ids in scorer.token_ids}) == 5
 
@@ -86,8 +81,9 @@ def test_tiny_model_batched_equals_one_by_one(tiny) -> None:
 
 
 def test_probabilities_match_a_plain_forward_pass(tiny) -> None:
-    model, tokenizer = tiny
-    scorer = TransformersScorer(model, tokenizer)
+    loaded = TransformersScorer(tiny, device="cpu")
+    model, tokenizer = loaded.model, loaded.tokenizer
+    scorer = TransformersScorer(model, tokenizer)  # an in-memory model works the same
     prompt = "Rate this: 1 to 5"
     (probs,) = scorer.distributions([prompt])
     ids = torch.tensor([tokenizer.encode(scorer.render(prompt), add_special_tokens=False)])
@@ -132,19 +128,14 @@ def test_bad_arguments(tiny) -> None:
     with pytest.raises(ValueError, match="unknown or no dimensions"):
         Judge(dimensions=["beauty"])
     with pytest.raises(ValueError, match="tokenizer"):
-        TransformersScorer(tiny[0])
+        TransformersScorer(TransformersScorer(tiny, device="cpu").model)
     with pytest.raises(ValueError, match="batch_size"):
-        TransformersScorer(*tiny, batch_size=0)
+        TransformersScorer(tiny, batch_size=0)
+    with pytest.raises(ValueError, match=r"unknown Judge options \['batchsize'\]"):
+        Judge(batchsize=4)
 
 
 def test_openai_scorer_reads_top_logprobs() -> None:
-    import json
-    import math
-
-    import httpx
-
-    from spgg_env.judge import OpenAIScorer
-
     seen = []
 
     def server(request: httpx.Request) -> httpx.Response:
@@ -189,15 +180,9 @@ def test_openai_scorer_reads_top_logprobs() -> None:
 
 
 @pytest.mark.slow
-def test_correlation_example_runs(tmp_path) -> None:
+def test_correlation_example_runs(tiny, tmp_path) -> None:
     """Smoke test of examples/judge_correlation.py with a tiny random model folder."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from spgg_env.agents.tiny_lm import save_tiny_lm
-
-    folder = save_tiny_lm(tmp_path / "tiny", max_position_embeddings=4096)
+    folder = tiny
     script = Path(__file__).parents[1] / "examples" / "judge_correlation.py"
     done = subprocess.run(
         [
