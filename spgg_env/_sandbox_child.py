@@ -268,7 +268,9 @@ def _enter_server_namespaces(drop_privileges: bool) -> dict:
     """The server's namespaces and read-only view, shared by its (sequential) runs.
 
     Raises:
-        OSError: When the kernel refuses (no privileges, user namespaces disabled).
+        OSError: When the kernel refuses the namespaces (no privileges, user namespaces
+            disabled). A failure after that, while building the view, is recorded as
+            ``"setup_error"`` instead: this process is then already in new namespaces.
     """
     flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
     if os.geteuid() == 0:
@@ -281,12 +283,16 @@ def _enter_server_namespaces(drop_privileges: bool) -> dict:
         _write("/proc/self/uid_map", f"{uid} {uid} 1")
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
         names = "user, net, ipc, mount (per server); mount, pid, uts (per run)"
-    return {
+    isolation = {
         "namespaces": names,
         "network": "network namespace (no interfaces up)",
-        "filesystem": _server_view(drop_privileges),
         "processes": "pid namespace (all killed when the run ends)",
     }
+    try:
+        isolation["filesystem"] = _server_view(drop_privileges)
+    except OSError as exc:  # half-built view: fail closed, every run reports the error
+        isolation["setup_error"] = f"read-only view: {exc}"
+    return isolation
 
 
 def run_one(cfg: dict, fds: list, server_isolation: dict | None) -> None:
@@ -310,9 +316,11 @@ def run_one(cfg: dict, fds: list, server_isolation: dict | None) -> None:
     if server_isolation is not None:
         isolation = dict(server_isolation)
         try:
+            if "setup_error" in isolation:
+                raise OSError(isolation["setup_error"])
             _unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS)
         except OSError as exc:
-            report.write(json.dumps({"setup_error": f"unshare: {exc}"}) + "\n")
+            report.write(json.dumps({"setup_error": str(exc)}) + "\n")
             report.flush()
             os._exit(71)
         init = os.fork()
