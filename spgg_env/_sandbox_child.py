@@ -126,7 +126,7 @@ def _server_view(drop_privileges: bool) -> str:
 
         staging = tempfile.mkdtemp(prefix="spgg-stage-")
         for i, path in enumerate(p for p in sys.path if os.path.isdir(p)):
-            blocker = _blocked_ancestor(path, -1, -1)
+            blocker = _blocked_ancestor(path, -1, -1)  # -1: neither owner nor group
             if blocker is not None:
                 stage = os.path.join(staging, str(i))
                 os.mkdir(stage)
