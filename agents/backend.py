@@ -122,6 +122,21 @@ class Backend(Protocol):
         ...
 
 
+def per_prompt_params(
+    prompts: Sequence[ChatPrompt], params: Sequence[GenerationParams] | GenerationParams
+) -> list[GenerationParams]:
+    """One :class:`GenerationParams` per prompt (a single one is repeated).
+
+    Raises:
+        ValueError: If a sequence of params does not match the number of prompts.
+    """
+    if isinstance(params, GenerationParams):
+        return [params] * len(prompts)
+    if len(params) != len(prompts):
+        raise ValueError(f"got {len(prompts)} prompts but {len(params)} GenerationParams")
+    return list(params)
+
+
 #: Backend kinds for configs: kind -> "module:Class".
 BACKENDS: dict[str, str] = {
     "transformers": "spgg_env.agents.transformers_backend:TransformersBackend",

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams
+from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams, per_prompt_params
 
 #: HTTP statuses worth retrying.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -119,10 +119,7 @@ class OpenAIBackend:
         seed: int | None = None,
     ) -> list[Generation]:
         """One request per prompt, ``concurrency`` at a time; failures are recorded, not raised."""
-        if isinstance(params, GenerationParams):
-            params = [params] * len(prompts)
-        if len(params) != len(prompts):
-            raise ValueError(f"got {len(prompts)} prompts but {len(params)} GenerationParams")
+        params = per_prompt_params(prompts, params)
         seeds = [None if seed is None else seed + i for i in range(len(prompts))]
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(self._one, prompts, params, seeds))

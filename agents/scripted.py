@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams
+from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams, per_prompt_params
 
 #: ``(prompt, params, index_in_batch) -> reply``; raise to simulate a failed generation.
 Script = Callable[[ChatPrompt, GenerationParams, int], str]
@@ -45,10 +45,7 @@ class ScriptedBackend:
         seed: int | None = None,
     ) -> list[Generation]:
         """Reply to each prompt from the script, cut to ``max_new_tokens`` words."""
-        if isinstance(params, GenerationParams):
-            params = [params] * len(prompts)
-        if len(params) != len(prompts):
-            raise ValueError(f"got {len(prompts)} prompts but {len(params)} GenerationParams")
+        params = per_prompt_params(prompts, params)
         self.calls.append({"prompts": list(prompts), "params": list(params), "seed": seed})
         out = []
         for i, (prompt, gp) in enumerate(zip(prompts, params, strict=True)):

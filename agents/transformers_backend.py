@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams
+from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams, per_prompt_params
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +177,7 @@ class TransformersBackend:
         A failure of the batch (e.g. out of memory) yields ``finish_reason="error"``
         generations, never an exception, so that no episode is lost.
         """
-        if isinstance(params, GenerationParams):
-            params = [params] * len(prompts)
-        if len(params) != len(prompts):
-            raise ValueError(f"got {len(prompts)} prompts but {len(params)} GenerationParams")
+        params = per_prompt_params(prompts, params)
         if not prompts:
             return []
         start = time.perf_counter()
