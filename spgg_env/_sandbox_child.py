@@ -437,10 +437,12 @@ def serve(namespaces: bool, drop_privileges: bool) -> None:
             try:
                 channel.close()
                 run_one(cfg, fds, server_isolation)
-            except BaseException:
-                import traceback
-
-                traceback.print_exc()
+            except BaseException as exc:  # the run could not be set up (the program never ran)
+                error = json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"})
+                try:
+                    os.write(fds[2], error.encode() + b"\n")
+                except OSError:
+                    pass
             finally:
                 os._exit(72)
         for fd in fds:

@@ -243,3 +243,18 @@ def test_recovers_when_a_fork_server_dies():
             server.kill()
             server.wait(5)
         assert sandbox.run("print(2)").stdout == "2\n"
+
+
+def test_a_run_that_cannot_be_set_up_is_an_error_not_a_failure():
+    """Run directories inside a directory the read-only view hides: the program never runs."""
+    hidden = Sandbox().describe()["isolation"].get("filesystem", "")
+    if "hidden behind tmpfs: /root" not in hidden:
+        pytest.skip(f"the view hides no /root on this host: {hidden!r}")
+    tmp_dir = Path(tempfile.mkdtemp(dir="/root"))
+    try:
+        with Sandbox(Limits(timeout_s=TIMEOUT_S), tmp_dir=tmp_dir) as sandbox:
+            result = sandbox.run("print(1)")
+    finally:
+        shutil.rmtree(tmp_dir)
+    assert result.status == "error"
+    assert result.reason.startswith("sandbox setup failed")
