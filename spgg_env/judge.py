@@ -201,15 +201,21 @@ class TransformersScorer:
         return f"{prompt}\nScore: "
 
     def distributions(self, prompts: Sequence[str]) -> list[list[float]]:
-        """Probabilities of the tokens "1".."5" as the next token of each prompt."""
-        out: list[list[float]] = []
-        for start in range(0, len(prompts), self.batch_size):
-            out.extend(self._batch(prompts[start : start + self.batch_size]))
+        """Probabilities of the tokens "1".."5" as the next token of each prompt.
+
+        Prompts are batched in order of length, so that a batch wastes little on padding.
+        """
+        rows = [self.tokenizer.encode(self.render(p), add_special_tokens=False) for p in prompts]
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        out: list[list[float]] = [[] for _ in rows]
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            for i, probs in zip(chunk, self._batch([rows[i] for i in chunk]), strict=True):
+                out[i] = probs
         return out
 
-    def _batch(self, prompts: Sequence[str]) -> list[list[float]]:
+    def _batch(self, rows: Sequence[list[int]]) -> list[list[float]]:
         torch = self._torch
-        rows = [self.tokenizer.encode(self.render(p), add_special_tokens=False) for p in prompts]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         pad = 0 if pad is None else pad

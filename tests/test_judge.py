@@ -68,8 +68,9 @@ def test_score_tokens_of_byte_tokenizer(tiny) -> None:
     assert len({ids[0] for ids in scorer.token_ids}) == 5
 
 
-def test_tiny_model_batched_equals_one_by_one(tiny) -> None:
-    batched = make_judge(tiny, batch_size=8).score_many([(DOC, s) for s in SUMMARIES])
+@pytest.mark.parametrize("batch_size", [3, 8])
+def test_tiny_model_batched_equals_one_by_one(tiny, batch_size) -> None:
+    batched = make_judge(tiny, batch_size=batch_size).score_many([(DOC, s) for s in SUMMARIES])
     single = make_judge(tiny, batch_size=1)
     for summary, together in zip(SUMMARIES, batched, strict=True):
         alone = single.score(DOC, summary)
