@@ -58,10 +58,13 @@ def demonstration(task: Task, problem: Problem) -> str:
 def exemplar_pool(task: Task, evaluated: Sequence[Problem]) -> tuple[Problem, ...]:
     """The problems few-shot exemplars may come from (never an evaluated one)."""
     taken = {problem.uid for problem in evaluated}
-    for split in EXEMPLAR_SPLITS:
-        if split in task.splits:
-            return tuple(p for p in task.problems(split) if p.uid not in taken)
-    return tuple(p for p in task.problems(task.default_split) if p.uid not in taken)
+    for split in (*[s for s in EXEMPLAR_SPLITS if s in task.splits], task.default_split):
+        try:
+            pool = task.problems(split)
+        except (ValueError, RuntimeError, OSError):  # listed but not loadable from this source
+            continue
+        return tuple(p for p in pool if p.uid not in taken)
+    return ()
 
 
 class SingleAgent(Method):

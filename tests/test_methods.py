@@ -142,3 +142,21 @@ def test_trained_variants_take_each_agents_params_from_the_policy(tmp_path, monk
     )
     _, _, backend, _ = solve("econ", executors=2, policy_checkpoint="trained.pt")
     assert [p.temperature for p in backend.params] == pytest.approx([0.0, 0.1, 0.2, 0.0])
+
+
+def test_few_shot_pool_falls_back_to_unevaluated_test_problems(monkeypatch):
+    from spgg_env.baselines.single_agent import exemplar_pool
+
+    task, _ = arith_setup()
+    real = task.problems
+
+    def problems(split=None):
+        if split == "train":
+            raise ValueError("source has only the test split")
+        return real(split)
+
+    monkeypatch.setattr(task, "problems", problems)
+    evaluated = real("test")[:3]
+    pool = exemplar_pool(task, evaluated)
+    assert len(pool) == len(real("test")) - 3
+    assert not {p.uid for p in evaluated} & {p.uid for p in pool}
