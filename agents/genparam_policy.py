@@ -24,6 +24,7 @@ entropy coefficient 0.02, early stop once the approximate KL ``E[(r - 1) - log r
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -145,7 +146,7 @@ class TextEmbedder:
         if tokenizer is None:
             raise ValueError("a ready model needs its tokenizer: TextEmbedder(model, tokenizer)")
         self.model = model.eval().requires_grad_(False)
-        self.tokenizer = tokenizer
+        self.tokenizer = copy.deepcopy(tokenizer)  # a backend's shared tokenizer stays as it was
         self.tokenizer.truncation_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
@@ -488,6 +489,43 @@ class GenParamLearner:
         self.iteration = 0
         self.history: list[dict[str, Any]] = []
 
+    @classmethod
+    def for_task(
+        cls,
+        task: str = "arith",
+        *,
+        model: str = "embedded",
+        n_agents: int = 3,
+        n_envs: int = 8,
+        observation: str = "full",
+        mechanism: str = "mac-spgg",
+        max_tokens: int = 192,
+        seed: int = 0,
+        **env_options: Any,
+    ) -> GenParamLearner:
+        """A learner on ``task`` with a local transformers model (default: the embedded one).
+
+        The state embedder reuses the backend's frozen transformer body, so one model is
+        loaded; ``max_new_tokens`` ranges over ``[16, max_tokens]`` starting at its middle, and
+        the env counts effort in the model's own tokens.
+        """
+        from spgg_env.agents.transformers_backend import TransformersBackend
+
+        from spgg_env.env import aec_env
+
+        backend = TransformersBackend(model, seed=seed)
+        embedder = TextEmbedder(backend.model.base_model, backend.tokenizer)
+        envs = [
+            aec_env(task=task, n_agents=n_agents, observation=observation, mechanism=mechanism,
+                    max_tokens=max_tokens, token_counter=backend.count_tokens, **env_options)
+            for _ in range(n_envs)
+        ]
+        ranges = ParamRanges(
+            max_new_tokens=(16, max_tokens),
+            initial={**ParamRanges().initial, "max_new_tokens": (16 + max_tokens) // 2},
+        )
+        return cls(envs, backend, embedder, ranges=ranges, seed=seed)
+
     def _states(self, position: int, views: list[tuple[str, list[str]]]) -> torch.Tensor:
         return self.encoder.encode([v[0] for v in views], [position] * len(views),
                                    [v[1] for v in views])
@@ -514,11 +552,12 @@ class GenParamLearner:
         record, steps = self.collect()
         row: dict[str, Any] = {"iteration": self.iteration}
         for i, (policy, opt) in enumerate(zip(self.policies, self.optimizers, strict=True)):
+            # the parameters this batch was played with (at the policy's mean), then the update
+            means = policy.mean_params(record[i]["states"])
             stats = ppo_update(policy, opt, record[i], self.config, self.generator)
             row[f"agent_{i}/reward"] = float(record[i]["rewards"].mean())
             row[f"agent_{i}/score"] = float(np.mean([s[i].info.get("score", 0.0) for s in steps]))
             row |= {f"agent_{i}/{k}": v for k, v in stats.items()}
-            means = policy.mean_params(record[i]["states"])
             row |= {f"agent_{i}/{k}": v for k, v in means.items()}
         self.iteration += 1
         self.history.append(row)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from spgg_env.agents.backend import Generation, GenerationParams
+from spgg_env.agents.backend import GenerationParams
 from spgg_env.agents.genparam_policy import (
     PARAM_NAMES,
     GenParamConfig,
@@ -15,29 +15,16 @@ from spgg_env.agents.genparam_policy import (
     TextEmbedder,
     play_text_episodes,
 )
+from spgg_env.agents.scripted import ScriptedBackend
 from spgg_env.baselines.bandit_play import PRESETS, play_text
 from transformers import ByT5Tokenizer, LlamaConfig, LlamaModel
 
 import spgg_env
 
 
-class LengthBackend:
-    """Scripted backend (tests only): writes ``max_new_tokens // 4`` words and records params."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[GenerationParams]] = []
-
-    def describe(self) -> dict:
-        return {"backend": "scripted-length"}
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def generate(self, prompts, params, *, seed=None) -> list[Generation]:
-        params = [params] * len(prompts) if isinstance(params, GenerationParams) else list(params)
-        self.calls.append(params)
-        words = [p.max_new_tokens // 4 for p in params]
-        return [Generation("word " * n + "The answer is 0", 10, n) for n in words]
+def LengthBackend() -> ScriptedBackend:  # noqa: N802 - reads like the class it builds
+    """Scripted backend (tests only): its text is exactly ``max_new_tokens`` words."""
+    return ScriptedBackend("word " * 600, name="length")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -106,7 +93,7 @@ def test_lockstep_rollout_pays_every_agent(embedder: TextEmbedder) -> None:
     steps = play_text_episodes(
         envs, backend, lambda pos, views: [GenerationParams(max_new_tokens=40 * (pos + 1))] * 4
     )
-    assert len(backend.calls) == 3 and all(len(c) == 4 for c in backend.calls)
+    assert len(backend.calls) == 3 and all(len(c["params"]) == 4 for c in backend.calls)
     assert [s.params.max_new_tokens for s in steps[0]] == [40, 80, 120]
     assert steps[0][2].visible  # partial observation: agent 2 sees agent 1
     for episode in steps:
@@ -117,7 +104,7 @@ def test_lockstep_rollout_pays_every_agent(embedder: TextEmbedder) -> None:
 def test_ppo_lowers_max_new_tokens_when_length_costs(embedder: TextEmbedder, tmp_path) -> None:
     """The scripted backend writes longer texts for larger max_new_tokens; every text scores 0,
     so the token cost is the only thing the reward depends on: PPO must cut max_new_tokens."""
-    envs = [spgg_env.aec_env(task="arith", n_agents=2, max_tokens=128) for _ in range(16)]
+    envs = [spgg_env.aec_env(task="arith", n_agents=2, max_tokens=512) for _ in range(16)]
     learner = GenParamLearner(envs, LengthBackend(), embedder, seed=0)
     before = learner.collect(deterministic=True)[0]
     start = [learner.policies[i].mean_params(before[i]["states"])["max_new_tokens"]
@@ -140,10 +127,44 @@ def test_ppo_lowers_max_new_tokens_when_length_costs(embedder: TextEmbedder, tmp
 
 
 def test_preset_bandits_prefer_cheap_presets_when_only_cost_matters() -> None:
-    env = spgg_env.aec_env(task="arith", n_agents=2, max_tokens=128)
+    env = spgg_env.aec_env(task="arith", n_agents=2, max_tokens=512)
     result = play_text(env, LengthBackend(), "epsilon-greedy", episodes=30, seed=0)
     assert result.chosen.shape == (30, 2) and result.rewards.shape == (30, 2)
     assert result.greedy_presets() == ["low", "low"]
     assert list(PRESETS) == result.presets
     # the preset really reached the backend
     assert (result.chosen[-10:] == 0).mean() > 0.5
+
+
+def test_cli_trains_a_tiny_local_model_and_resumes(tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from spgg_env.agents import genparam_cli
+    from transformers import LlamaForCausalLM
+
+    tokenizer = ByT5Tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    def argv(iterations: int) -> list[str]:
+        return ["--model", str(tmp_path / "tiny"), "--agents", "2", "--envs", "2",
+                "--iterations", str(iterations), "--max-tokens", "24",
+                "--out", str(tmp_path / "run"), "--no-progress"]
+
+    assert genparam_cli.cli(argv(1)) == 0
+    assert genparam_cli.cli(argv(2)) == 0  # resumes: one more iteration, not two
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [row["iteration"] for row in history] == [0, 1]
+    assert 16 <= history[0]["agent_1/max_new_tokens"] <= 24
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    assert '"last"' in capsys.readouterr().out
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    genparam_cli.add_parser(sub)
+    args = parser.parse_args(["genparam", "--iterations", "0"])
+    assert args.func(args) == 2  # refused before any model is loaded

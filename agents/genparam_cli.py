@@ -1,0 +1,76 @@
+"""``spgg train genparam``: train the paper's generation-parameter policy on a task.
+
+Frozen LLM (default: the embedded SmolLM2-135M-Instruct), one small PPO policy per agent over the
+six generation parameters (see :mod:`spgg_env.agents.genparam_policy`). Writes
+``history.json``, TensorBoard logs under ``tb/`` and ``checkpoint.pt`` into ``--out``; running
+the same command again resumes from the checkpoint. Also runnable as
+``python -m spgg_env.agents.genparam_cli ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from spgg_env.agents.genparam_policy import GenParamLearner
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of the ``genparam`` command."""
+    parser.add_argument("--task", default="arith", help="arith, gsm8k, mmlu, humaneval, summeval")
+    parser.add_argument("--model", default="embedded", help="model folder, hub id or 'embedded'")
+    parser.add_argument("--agents", type=int, default=3)
+    parser.add_argument("--observation", default="full", choices=("partial", "full", "none"))
+    parser.add_argument("--mechanism", default="mac-spgg", choices=("mac-spgg", "pgg", "spgg"))
+    parser.add_argument("--envs", type=int, default=8, help="episodes per PPO iteration")
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--max-tokens", type=int, default=192, help="env tokens at effort 1")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/genparam"))
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``genparam`` command to a CLI's subparsers (e.g. those of ``spgg train``)."""
+    parser = subparsers.add_parser(
+        "genparam", help="train the paper's generation-parameter policy (PPO, frozen LLMs)"
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=main)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    """Train as ``args`` says; print the first and last iteration's metrics."""
+    for name in ("agents", "envs", "iterations", "max_tokens"):
+        if getattr(args, name) < 1:
+            print(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}",
+                  file=sys.stderr)
+            return 2
+    learner = GenParamLearner.for_task(
+        args.task, model=args.model, n_agents=args.agents, n_envs=args.envs,
+        observation=args.observation, mechanism=args.mechanism, max_tokens=args.max_tokens,
+        seed=args.seed,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    history = learner.train(args.iterations, log_dir=args.out / "tb",
+                            checkpoint=args.out / "checkpoint.pt",
+                            progress=not args.no_progress)
+    (args.out / "history.json").write_text(json.dumps(history, indent=1))
+    print(json.dumps({"first": history[0], "last": history[-1]}, indent=1))
+    return 0
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m spgg_env.agents.genparam_cli``."""
+    parser = add_arguments(argparse.ArgumentParser(prog="spgg train genparam",
+                                                   description=__doc__.split("\n\n")[0]))
+    return main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
