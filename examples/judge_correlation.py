@@ -20,12 +20,31 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from spgg_env.judge import DIMENSIONS, Judge
 from spgg_env.tasks.summeval import SummEvalTask
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "summeval_mini.jsonl"
+
+
+def average_ranks(values: list[float]) -> np.ndarray:
+    """Ranks 1..n, ties sharing the mean of their ranks."""
+    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    mean_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    return mean_rank[inverse]
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's rho: the Pearson correlation of the average ranks."""
+    return float(np.corrcoef(average_ranks(x), average_ranks(y))[0, 1])
+
+
+def kendall_tau_b(x: list[float], y: list[float]) -> float:
+    """Kendall's tau-b: ``sum_{i<j} sign(dx) sign(dy) / sqrt(n_x * n_y)``, n_. untied pairs."""
+    dx = np.sign(np.subtract.outer(x, x))
+    dy = np.sign(np.subtract.outer(y, y))
+    untied = np.sqrt(np.abs(dx).sum() * np.abs(dy).sum())
+    return float((dx * dy).sum() / untied) if untied else float("nan")
 
 
 def collect(task: SummEvalTask, judge: Judge, limit: int | None) -> tuple[dict, dict, list]:
@@ -83,8 +102,8 @@ def main() -> None:
         f"{'dimension':<12} {'spearman':>9} {'kendall':>9} {'judge mean':>11} {'expert mean':>12}"
     )
     for dim in (*DIMENSIONS, "overall"):
-        rho = stats.spearmanr(judged[dim], expert[dim]).statistic
-        tau = stats.kendalltau(judged[dim], expert[dim]).statistic
+        rho = spearman(judged[dim], expert[dim])
+        tau = kendall_tau_b(judged[dim], expert[dim])
         print(
             f"{dim:<12} {rho:>9.3f} {tau:>9.3f} {np.mean(judged[dim]):>11.2f} "
             f"{np.mean(expert[dim]):>12.2f}"

@@ -206,3 +206,17 @@ def test_correlation_example_runs(tiny, tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "4 summaries" in done.stdout and "overall" in done.stdout
     assert len((tmp_path / "cache.jsonl").read_text().splitlines()) == 16
+
+
+def test_rank_correlations_of_the_example() -> None:
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "examples" / "judge_correlation.py"
+    spec = importlib.util.spec_from_file_location("judge_correlation", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert list(example.average_ranks([3.0, 1.0, 3.0, 2.0])) == [3.5, 1.0, 3.5, 2.0]
+    assert example.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert example.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # tau-b by hand: pairs of x=[1,2,2,3], y=[1,3,2,3]: S = 4, untied x 5, untied y 5
+    assert example.kendall_tau_b([1, 2, 2, 3], [1, 3, 2, 3]) == pytest.approx(4 / 5)
