@@ -33,7 +33,7 @@ def tiny_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_path):
-    return TransformersBackend(str(tiny_path), device="cpu", seed=0)
+    return TransformersBackend(str(tiny_path), device="cpu", dtype="float32", seed=0)
 
 
 GREEDY = GenerationParams(temperature=0.0, max_new_tokens=12)
@@ -162,6 +162,18 @@ def test_bad_model_path_and_id_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty"):
         TransformersBackend(str(tmp_path / "empty"))
+
+
+def test_auto_dtype_follows_the_hardware(monkeypatch):
+    from spgg_env.agents import transformers_backend as tb
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(tb, "cpu_has_bf16", lambda: False)
+    assert tb.resolve_dtype("auto", cpu) == torch.float32
+    monkeypatch.setattr(tb, "cpu_has_bf16", lambda: True)
+    assert tb.resolve_dtype("auto", cpu) == torch.bfloat16
+    assert tb.resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert tb.resolve_dtype("fp32", torch.device("cuda")) == torch.float32
 
 
 def test_bad_dtype_is_named(tiny_path):

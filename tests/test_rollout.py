@@ -151,7 +151,7 @@ def test_bad_runner_arguments_are_named():
 def test_batched_equals_sequential_under_greedy_decoding(tmp_path):
     """K=3 lockstep batches give the same texts as one episode at a time (tiny model)."""
     backend = TransformersBackend(str(save_tiny_lm(tmp_path, max_position_embeddings=1024)),
-                                  device="cpu")
+                                  device="cpu", dtype="float32")
     agents = trio(backend, params=GenerationParams(max_new_tokens=6))
     batched = list(RolloutRunner(agents, batch_size=3, task="arith").run(3))
     sequential = list(RolloutRunner(agents, batch_size=1, task="arith").run(3))
