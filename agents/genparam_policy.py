@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -612,11 +614,12 @@ class GenParamLearner:
         }
 
     def save(self, path: str | Path) -> None:
-        """Write :meth:`state_dict` atomically (temp file, then rename)."""
-        from spgg_env.agents.ppo import save_checkpoint
-
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(Path(path), self.state_dict())
+        """Write :meth:`state_dict` atomically (temp file in the same folder, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+            torch.save(self.state_dict(), tmp)
+        os.replace(tmp.name, path)
 
     def load(self, path: str | Path) -> None:
         """Restore a :meth:`save` checkpoint."""
