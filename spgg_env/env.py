@@ -373,8 +373,20 @@ def raw_env(task: str | Task = "arith", **kwargs: Any) -> AECEnv:
     """The unwrapped environment: :class:`SPGGEnv`, or the scalar game for ``task="scalar"``.
 
     ``kwargs`` are those of :class:`SPGGEnv` (text tasks) or
-    :class:`~spgg_env.scalar_env.ScalarSPGGEnv` (``task="scalar"``).
+    :class:`~spgg_env.scalar_env.ScalarSPGGEnv` (``task="scalar"``), plus PettingZoo's
+    ``max_cycles`` (accepted for ``pettingzoo.make``; every episode is exactly one cycle, so any
+    value >= 1 changes nothing).
+
+    Raises:
+        ValueError: If ``max_cycles`` is given and is not an integer >= 1.
     """
+    max_cycles = kwargs.pop("max_cycles", None)
+    if max_cycles is not None and (
+        isinstance(max_cycles, bool) or not isinstance(max_cycles, int) or max_cycles < 1
+    ):
+        raise ValueError(
+            f"max_cycles must be an integer >= 1 (an episode is one cycle), got {max_cycles!r}"
+        )
     if isinstance(task, str) and task.lower() == "scalar":
         from spgg_env.scalar_env import ScalarSPGGEnv
 

@@ -2,6 +2,7 @@
 
 import warnings
 
+import pettingzoo
 import pytest
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
 
@@ -54,3 +55,17 @@ def test_one_cycle_per_episode_then_dead_steps(task):
         env.step(None if terminated or truncated else env.action_space(agent).sample())
     assert counts == dict.fromkeys(env.possible_agents, 2)
     assert env.agents == []
+
+
+def test_max_cycles_is_accepted_and_checked():
+    """pettingzoo.make passes max_cycles through; the episode is still one cycle."""
+    env = pettingzoo.make("aec", "spgg/Scalar-v0", max_cycles=4)
+    env.reset(seed=0)
+    steps = 0
+    for agent in env.agent_iter(100):
+        _, _, terminated, truncated, _ = env.last()
+        env.step(None if terminated or truncated else env.action_space(agent).sample())
+        steps += 1
+    assert steps == 6 and env.agents == []
+    with pytest.raises(ValueError, match="max_cycles.*0"):
+        spgg_env.aec_env(task="scalar", max_cycles=0)
