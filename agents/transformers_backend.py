@@ -219,49 +219,63 @@ class TransformersBackend:
         rows = [self._prompt_ids(p, gp.max_new_tokens) for p, gp in pairs]
         ids, mask = self._left_pad([r[0] for r in rows])
         n, vocab = ids.shape[0], self.model.config.vocab_size
-        budgets = torch.tensor([min(gp.max_new_tokens, self.max_context - len(r[0]))
-                                for gp, r in zip(params, rows, strict=True)])
-        temperature = torch.tensor([gp.temperature for gp in params], device=self.device)
-        top_p = torch.tensor([gp.top_p for gp in params], device=self.device)
-        top_k = torch.tensor([gp.top_k or vocab for gp in params], device=self.device)
-        rep = torch.tensor([gp.repetition_penalty for gp in params], device=self.device)
-        presence = torch.tensor([gp.presence_penalty for gp in params], device=self.device)
+        budgets = [min(gp.max_new_tokens, self.max_context - len(r[0]))
+                   for gp, r in zip(params, rows, strict=True)]
         generator = self._generator(seed)
 
-        seen = torch.zeros(n, vocab, dtype=torch.bool, device=self.device)
+        # Per-row state of the rows still generating; a finished row leaves the batch (and
+        # the KV cache), so stragglers do not pay for the rows that are done.
+        live = {
+            "row": torch.arange(n, device=self.device),
+            "temperature": torch.tensor([gp.temperature for gp in params], device=self.device),
+            "top_p": torch.tensor([gp.top_p for gp in params], device=self.device),
+            "top_k": torch.tensor([gp.top_k or vocab for gp in params], device=self.device),
+            "repetition": torch.tensor([gp.repetition_penalty for gp in params],
+                                       device=self.device),
+            "presence": torch.tensor([gp.presence_penalty for gp in params], device=self.device),
+            "seen": torch.zeros(n, vocab, dtype=torch.bool, device=self.device),
+            "in_completion": torch.zeros(n, vocab, dtype=torch.bool, device=self.device),
+            "mask": mask,
+            "position": (mask.cumsum(-1) - 1).clamp(min=0),
+        }
         row, col = mask.nonzero(as_tuple=True)
-        seen[row, ids[row, col]] = True
-        in_completion = torch.zeros_like(seen)
+        live["seen"][row, ids[row, col]] = True
         out_tokens: list[list[int]] = [[] for _ in range(n)]
         out_logprobs: list[list[float]] = [[] for _ in range(n)]
         finish = ["length"] * n
-        done = torch.zeros(n, dtype=torch.bool)
 
-        position = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position,
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=live["position"],
                          use_cache=True, logits_to_keep=1)
-        for _ in range(int(budgets.max())):
-            logits = _penalise(out.logits[:, -1, :vocab].float(), seen, in_completion,
-                               rep, presence)
-            tokens, logprobs = _choose(logits, temperature, top_k, top_p, generator)
-            for i in torch.nonzero(~done).flatten().tolist():
-                token = int(tokens[i])
+        cache = out.past_key_values
+        for _ in range(max(budgets)):
+            logits = _penalise(out.logits[:, -1, :vocab].float(), live["seen"],
+                               live["in_completion"], live["repetition"], live["presence"])
+            tokens, logprobs = _choose(logits, live["temperature"], live["top_k"],
+                                       live["top_p"], generator)
+            keep = []
+            for j, i in enumerate(live["row"].tolist()):
+                token = int(tokens[j])
                 if token in self.eos_ids:
-                    finish[i], done[i] = "stop", True
+                    finish[i] = "stop"
                     continue
                 out_tokens[i].append(token)
-                out_logprobs[i].append(float(logprobs[i]))
-                if len(out_tokens[i]) >= budgets[i]:
-                    done[i] = True
-            if bool(done.all()):
+                out_logprobs[i].append(float(logprobs[j]))
+                if len(out_tokens[i]) < budgets[i]:
+                    keep.append(j)
+            if not keep:
                 break
-            tokens = tokens.masked_fill(done.to(self.device), self.tokenizer.pad_token_id)
-            seen[torch.arange(n), tokens] = True
-            in_completion[torch.arange(n), tokens] = True
-            mask = torch.cat([mask, (~done).to(mask).unsqueeze(1)], dim=1)
-            position = position[:, -1:] + 1
-            out = self.model(input_ids=tokens.unsqueeze(1), attention_mask=mask,
-                             position_ids=position, past_key_values=out.past_key_values,
+            if len(keep) < len(tokens):
+                index = torch.tensor(keep, device=self.device)
+                live = {name: value[index] for name, value in live.items()}
+                tokens = tokens[index]
+                cache.batch_select_indices(index)
+            step = torch.arange(len(keep), device=self.device)
+            live["seen"][step, tokens] = True
+            live["in_completion"][step, tokens] = True
+            live["mask"] = torch.cat([live["mask"], torch.ones_like(live["mask"][:, :1])], dim=1)
+            live["position"] = live["position"][:, -1:] + 1
+            out = self.model(input_ids=tokens.unsqueeze(1), attention_mask=live["mask"],
+                             position_ids=live["position"], past_key_values=cache,
                              use_cache=True)
         return [
             Generation(
