@@ -69,6 +69,7 @@ class Bandit(ABC):
         seed: Seed of the generator this object owns.
         discount: Forgetting factor lambda in (0, 1] applied to a context's statistics at each
             of its updates (1 = no forgetting).
+        **options: The algorithm's own options (see each subclass's ``_configure``).
     """
 
     #: Short name for plots and result files.
@@ -82,6 +83,7 @@ class Bandit(ABC):
         seed: int | None = 0,
         *,
         discount: float = 1.0,
+        **options: float,
     ):
         if not 0.0 < discount <= 1.0:
             raise ValueError(f"discount must be in (0, 1], got {discount!r}")
@@ -98,6 +100,10 @@ class Bandit(ABC):
         #: Undiscounted number of updates of each ``(run, context)``.
         self.plays = np.zeros(shape[:2], dtype=np.int64)
         self._run_index = np.arange(self.runs)
+        self._configure(**options)
+
+    def _configure(self) -> None:  # noqa: B027 - optional hook
+        """Read and check the algorithm's options; set up its extra statistics."""
 
     # ---------------------------------------------------------------- public
     def select(self, ctx: ArrayLike) -> IntArray:
@@ -177,19 +183,9 @@ class EpsilonGreedy(Bandit):
 
     name = "epsilon-greedy"
 
-    def __init__(
-        self,
-        n_arms: int,
-        contexts: int = 1,
-        runs: int = 1,
-        seed: int | None = 0,
-        *,
-        epsilon: float = 0.2,
-        decay: float = 0.01,
-        epsilon_min: float = 0.01,
-        discount: float = 1.0,
-    ):
-        super().__init__(n_arms, contexts, runs, seed, discount=discount)
+    def _configure(
+        self, epsilon: float = 0.2, decay: float = 0.01, epsilon_min: float = 0.01
+    ) -> None:
         if not 0.0 <= epsilon_min <= epsilon <= 1.0 or decay < 0.0:
             raise ValueError(
                 "need 0 <= epsilon_min <= epsilon <= 1 and decay >= 0, got "
@@ -213,17 +209,7 @@ class UCB1(Bandit):
 
     name = "ucb1"
 
-    def __init__(
-        self,
-        n_arms: int,
-        contexts: int = 1,
-        runs: int = 1,
-        seed: int | None = 0,
-        *,
-        c: float = 1.0,
-        discount: float = 1.0,
-    ):
-        super().__init__(n_arms, contexts, runs, seed, discount=discount)
+    def _configure(self, c: float = 1.0) -> None:
         if c < 0.0:
             raise ValueError(f"exploration coefficient c must be >= 0, got {c}")
         self.c = c
@@ -241,16 +227,7 @@ class ThompsonSampling(Bandit):
 
     name = "thompson"
 
-    def __init__(
-        self,
-        n_arms: int,
-        contexts: int = 1,
-        runs: int = 1,
-        seed: int | None = 0,
-        *,
-        discount: float = 1.0,
-    ):
-        super().__init__(n_arms, contexts, runs, seed, discount=discount)
+    def _configure(self) -> None:
         self.successes = np.zeros_like(self.sums)
 
     def _statistics(self) -> list[NDArray[np.float64]]:
@@ -274,17 +251,7 @@ class EXP3(Bandit):
 
     name = "exp3"
 
-    def __init__(
-        self,
-        n_arms: int,
-        contexts: int = 1,
-        runs: int = 1,
-        seed: int | None = 0,
-        *,
-        gamma: float = 0.1,
-        discount: float = 1.0,
-    ):
-        super().__init__(n_arms, contexts, runs, seed, discount=discount)
+    def _configure(self, gamma: float = 0.1) -> None:
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma}")
         self.gamma = gamma
