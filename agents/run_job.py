@@ -91,7 +91,17 @@ def main(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    summary = run_job(
+    try:
+        summary = _run_from_args(args)
+    except (ValueError, OSError, RuntimeError) as exc:  # bad input: a message, not a traceback
+        print(f"spgg run: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    return 0
+
+
+def _run_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    return run_job(
         task=args.task, episodes=args.episodes, observation=args.observation, out=args.out,
         config=args.config, model=args.model, n_agents=args.n_agents,
         batch_size=args.batch_size, seed=args.seed, split=args.split,
@@ -99,8 +109,6 @@ def main(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, tensorboard=args.tensorboard, resume=args.resume,
         progress=not args.no_progress,
     )
-    print(format_summary(summary))
-    return 0
 
 
 # ------------------------------------------------------------------------------- job

@@ -117,3 +117,12 @@ def test_bad_arguments_are_named(tiny, tmp_path):
         run_job(episodes=1, out=tmp_path, model=str(tmp_path / "no-such-model"))
     with pytest.raises(SystemExit):
         cli.main(["run", "--observation", "fog"])
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    missing = str(tmp_path / "no-such-model")
+    code = cli.main(["run", "--episodes", "1", "--model", missing, "--out", str(tmp_path / "o"),
+                     "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spgg run: error:") and "no-such-model" in err
