@@ -1,0 +1,77 @@
+"""Train three LoRA agents of the embedded SmolLM2-135M with PPO on easy ``arith``.
+
+The settings of the reported run (docs/ppo.md, runs_committed/ppo_arith/); any option of
+``spgg train ppo`` overrides them, e.g. a quick smoke run::
+
+    python examples/train_ppo_arith.py --updates 1 --episodes 2 --minibatch 2 --eval-size 2
+
+Then plot the learning curve::
+
+    python examples/train_ppo_arith.py --plot runs/ppo_arith
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spgg_env.agents import train_cli
+
+DEFAULTS = {
+    "task": "arith",
+    "task_options": {"difficulty": "easy"},
+    "n_agents": 3,
+    "episodes": 8,
+    "minibatch": 4,
+    "epochs": 2,
+    "max_new_tokens": 24,
+    "temperature": 1.0,
+    "lr": 1e-3,
+    "beta": 0.01,
+    "eval_size": 32,
+    "eval_batch": 32,
+    "eval_every": 10,
+    "save_every": 2,
+    "updates": 200,
+    "time_limit_s": 2700.0,
+    "out_dir": "runs/ppo_arith",
+}
+
+
+def plot(run: Path) -> Path:
+    """Draw mean reward and task score per update (train) and on the held-out set (eval)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, key, title in zip(axes, ("reward", "task_score"), ("mean reward", "task score"),
+                              strict=True):
+        for split, style in (("train", "-"), ("eval", "o-")):
+            points = [(int(r["update"]), float(r[f"{split}/{key}"]))
+                      for r in rows if r.get(f"{split}/{key}")]
+            if points:
+                x, y = zip(*points, strict=True)
+                label = "train (sampled)" if split == "train" else "held-out (greedy)"
+                ax.plot(x, y, style, label=label)
+        ax.set_xlabel("PPO update")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    out = run / "learning_curve.png"
+    fig.savefig(out, dpi=100)
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--plot":
+        print(plot(Path(sys.argv[2])))
+        raise SystemExit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    train_cli.add_arguments(parser)
+    raise SystemExit(train_cli.main(parser.parse_args(), DEFAULTS))
