@@ -165,6 +165,8 @@ def run_job(
                  "mechanism": mechanism, "max_tokens": max_tokens,
                  "config": str(config) if isinstance(config, str | Path) else config}
     out.mkdir(parents=True, exist_ok=True)
+    if resume and (out / META).is_file():
+        _check_same_run(json.loads((out / META).read_text(encoding="utf-8")), arguments, ensemble)
     done = _done_episodes(transcript) if resume else {}
     _write_json(out / META, run_meta(arguments, ensemble, first))
 
@@ -330,6 +332,21 @@ def _done_episodes(path: Path) -> dict[str, int]:
             n += 1
         done[mode] = n
     return done
+
+
+def _check_same_run(meta: Mapping[str, Any], arguments: Mapping[str, Any],
+                    ensemble: Ensemble) -> None:
+    """Refuse to resume a run whose settings (other than the episode count) differ."""
+    before = {k: v for k, v in meta.get("arguments", {}).items() if k != "episodes"}
+    now = {k: v for k, v in json.loads(json.dumps(arguments, default=str)).items()
+           if k != "episodes"}
+    config = ensemble.config.to_dict() if ensemble.config else None
+    if before != now or meta.get("ensemble_config") != config:
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        raise ValueError(
+            f"--resume: the run in this folder used other settings ({changed or 'ensemble'}); "
+            "use the same arguments or another --out"
+        )
 
 
 def _version(package: str) -> str | None:

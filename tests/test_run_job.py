@@ -106,6 +106,8 @@ def test_resume_completes_an_interrupted_run_without_duplicates(tiny, tmp_path):
     records = list(read_transcripts(tmp_path / "transcripts.jsonl"))
     assert [r["episode"] for r in records] == [0, 1, 2]
     assert summary["observations"]["partial"]["episodes"] == 3
+    with pytest.raises(ValueError, match="batch_size"):
+        run_job(episodes=4, resume=True, **{**kwargs, "batch_size": 3})
 
 
 def test_bad_arguments_are_named(tiny, tmp_path):
