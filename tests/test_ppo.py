@@ -142,3 +142,26 @@ def test_bad_config_names_the_value(key: str, value: float) -> None:
 def test_unknown_config_key_is_named() -> None:
     with pytest.raises(ValueError, match="learning_rate"):
         PPOConfig.from_dict({"learning_rate": 1e-3})
+
+
+def test_cli_options_map_onto_the_config(tmp_path: Path) -> None:
+    import argparse
+    import json
+
+    from spgg_env.agents import train_cli
+
+    file = tmp_path / "run.json"
+    file.write_text(json.dumps({"updates": 7, "lr": 0.5}))
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    train_cli.add_parser(sub)
+    args = parser.parse_args(
+        ["ppo", "--config", str(file), "--lr", "0.01", "--bf16", "false",
+         "--task-options", '{"difficulty": "easy"}', "--time-limit-s", "60"]
+    )
+    cfg = train_cli.config_from_args(args, {"episodes": 4})
+    assert (cfg.updates, cfg.lr, cfg.bf16, cfg.episodes) == (7, 0.01, False, 4)
+    assert cfg.task_options == {"difficulty": "easy"} and cfg.time_limit_s == 60.0
+    assert args.func is train_cli.main
+    with pytest.raises(SystemExit):
+        parser.parse_args(["ppo", "--bf16", "maybe"])
