@@ -27,7 +27,8 @@ def test_answers_are_nonnegative_integers_and_correct_text_scores_one(difficulty
         assert task.score(problem, f"The answer is {problem.answer + 1}").value == 0.0
     if difficulty == "easy":
         assert max(p.metadata["steps"] for p in task.problems("train")) <= 2
-        assert max(p.answer for p in task.problems("train")) <= 10 + 3 * 10 + 10
+        assert max(p.answer for p in task.problems("train")) <= 10 + 10 + 10
+        assert not any("buys" in p.question or "splits" in p.question for p in task.problems())
 
 
 def test_make_task_by_name():
