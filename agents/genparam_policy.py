@@ -503,6 +503,7 @@ class GenParamLearner:
         mechanism: str = "mac-spgg",
         max_tokens: int = 192,
         seed: int = 0,
+        config: GenParamConfig | None = None,
         **env_options: Any,
     ) -> GenParamLearner:
         """A learner on ``task`` with a local transformers model (default: the embedded one).
@@ -526,7 +527,7 @@ class GenParamLearner:
             max_new_tokens=(16, max_tokens),
             initial={**ParamRanges().initial, "max_new_tokens": (16 + max_tokens) // 2},
         )
-        return cls(envs, backend, embedder, ranges=ranges, seed=seed)
+        return cls(envs, backend, embedder, ranges=ranges, config=config, seed=seed)
 
     def _states(self, position: int, views: list[tuple[str, list[str]]]) -> torch.Tensor:
         return self.encoder.encode([v[0] for v in views], [position] * len(views),

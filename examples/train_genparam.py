@@ -5,9 +5,10 @@ play the text game on a real task; each agent's small policy network picks the s
 parameters per episode and is trained with PPO on its MAC-SPGG reward. The state embedding comes
 from the same frozen LLM (mean-pooled hidden states), so nothing else is loaded.
 
-Run (a few minutes on 2 CPU cores)::
+Run (about 10 minutes on 2 busy CPU cores)::
 
-    python examples/train_genparam.py --task arith --iterations 8 --envs 8 --out runs/genparam
+    python examples/train_genparam.py --task arith --iterations 6 --envs 8 --threads 1 \
+        --out runs/genparam
 
 It prints each agent's mean generation parameters at the first and the last iteration, writes
 ``history.json``, ``params.png`` (parameter trajectories), TensorBoard logs and a checkpoint
@@ -21,8 +22,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
-from spgg_env.agents.genparam_policy import PARAM_NAMES, GenParamLearner
+from spgg_env.agents.genparam_policy import PARAM_NAMES, GenParamConfig, GenParamLearner
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -32,14 +34,20 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--agents", type=int, default=3)
     parser.add_argument("--envs", type=int, default=8, help="episodes per PPO iteration")
     parser.add_argument("--iterations", type=int, default=8)
-    parser.add_argument("--max-tokens", type=int, default=192, help="env tokens at effort 1")
+    parser.add_argument("--max-tokens", type=int, default=128, help="env tokens at effort 1")
+    parser.add_argument("--minibatch", type=int, default=4, help="PPO minibatch size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/genparam"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 is much faster on a shared, busy CPU)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     learner = GenParamLearner.for_task(
         args.task, model=args.model, n_agents=args.agents, n_envs=args.envs,
         max_tokens=args.max_tokens, seed=args.seed,
+        config=GenParamConfig(minibatch_size=args.minibatch),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     history = learner.train(args.iterations, log_dir=args.out / "tb",

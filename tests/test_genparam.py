@@ -136,22 +136,30 @@ def test_preset_bandits_prefer_cheap_presets_when_only_cost_matters() -> None:
     assert (result.chosen[-10:] == 0).mean() > 0.5
 
 
-def test_cli_trains_a_tiny_local_model_and_resumes(tmp_path, capsys) -> None:
-    import argparse
-    import json
-
-    from spgg_env.agents import genparam_cli
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A tiny random causal LM saved as a local folder (loads with TransformersBackend)."""
     from transformers import LlamaForCausalLM
 
+    folder = tmp_path_factory.mktemp("tiny")
     tokenizer = ByT5Tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny")
-    tokenizer.save_pretrained(tmp_path / "tiny")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_cli_trains_a_tiny_local_model_and_resumes(tiny_model_dir, tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from spgg_env.agents import genparam_cli
+
     def argv(iterations: int) -> list[str]:
-        return ["--model", str(tmp_path / "tiny"), "--agents", "2", "--envs", "2",
+        return ["--model", tiny_model_dir, "--agents", "2", "--envs", "2",
                 "--iterations", str(iterations), "--max-tokens", "24",
                 "--out", str(tmp_path / "run"), "--no-progress"]
 
@@ -168,3 +176,18 @@ def test_cli_trains_a_tiny_local_model_and_resumes(tmp_path, capsys) -> None:
     genparam_cli.add_parser(sub)
     args = parser.parse_args(["genparam", "--iterations", "0"])
     assert args.func(args) == 2  # refused before any model is loaded
+
+
+def test_train_genparam_example_runs_on_a_tiny_model(tiny_model_dir, tmp_path, capsys) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_genparam.py"
+    spec = importlib.util.spec_from_file_location("train_genparam_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--model", tiny_model_dir, "--agents", "2", "--envs", "2",
+                       "--iterations", "2", "--max-tokens", "24", "--out", str(tmp_path)])
+    assert out["first"]["iteration"] == 0 and out["last"]["iteration"] == 1
+    assert (tmp_path / "params.png").stat().st_size > 10_000
+    assert "agent_1/max_new_tokens" in capsys.readouterr().out
