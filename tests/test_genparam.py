@@ -191,3 +191,11 @@ def test_train_genparam_example_runs_on_a_tiny_model(tiny_model_dir, tmp_path, c
     assert out["first"]["iteration"] == 0 and out["last"]["iteration"] == 1
     assert (tmp_path / "params.png").stat().st_size > 10_000
     assert "agent_1/max_new_tokens" in capsys.readouterr().out
+
+
+def test_embedder_loads_a_model_folder(tiny_model_dir) -> None:
+    embedder = TextEmbedder(tiny_model_dir, max_length=32)
+    assert embedder.dim == 32
+    assert embedder.embed(["hello"]).shape == (1, 32)
+    with pytest.raises(ValueError, match="tokenizer"):
+        TextEmbedder(embedder.model)
