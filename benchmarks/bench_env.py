@@ -7,7 +7,8 @@ Run::
 
 Agent-steps per second use PettingZoo's own ``performance_benchmark`` loop (``last()``, sample
 an action from the action space, ``step()``, reset when every agent is done), on the wrapped
-envs users get (``spgg_env.aec_env(task="scalar")`` and ``rps_v2.env()``), measured in
+envs users get (``spgg_env.aec_env(task="scalar")`` and ``pettingzoo.make("aec",
+"classic/rps-v2")``; rps needs ``pygame``), measured in
 alternation in one process; each figure is the median of ``--repeats`` runs. Reward
 evaluations per second time one call of the mechanism on a batch of random contribution
 profiles (one profile = one game of n agents; agent rewards/s is n times that).
@@ -20,7 +21,7 @@ import statistics
 import time
 
 import numpy as np
-from pettingzoo.classic import rps_v2
+import pettingzoo
 
 import spgg_env
 from spgg_env.mechanism import make_mechanism
@@ -64,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
 
     envs = {
-        "rps_v2 (PettingZoo)": rps_v2.env,
+        "rps_v2 (PettingZoo)": lambda: pettingzoo.make("aec", "classic/rps-v2"),
         "spgg scalar, Box action": lambda: spgg_env.aec_env(task="scalar"),
         "spgg scalar, levels=11": lambda: spgg_env.aec_env(task="scalar", levels=11),
     }
