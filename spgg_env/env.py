@@ -25,7 +25,7 @@ import copy
 import re
 import string
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -37,9 +37,14 @@ from pettingzoo.utils import AgentSelector, wrappers
 from pettingzoo.utils.conversions import aec_to_parallel
 
 from spgg_env.mechanism import Mechanism, make_mechanism
+from spgg_env.scalar_env import (
+    OBSERVATION_MODES,
+    ScalarSPGGEnv,
+    check_choice,
+    integer_at_least,
+)
 from spgg_env.tasks import Problem, Score, Task, make_task
 
-OBSERVATION_MODES = ("partial", "full", "none")
 #: Longest prompt an observation holds; longer prompts are cut (``info["prompt_truncated"]``).
 MAX_PROMPT_CHARS = 1 << 20
 #: What replaces a character outside the observation charset (astral-plane characters).
@@ -84,11 +89,6 @@ def sanitize_prompt(text: str) -> tuple[str, int, bool]:
     text, replaced = _OUTSIDE_BMP.subn(REPLACEMENT, text)
     cut = len(text) > MAX_PROMPT_CHARS
     return (text[:MAX_PROMPT_CHARS] if cut else text), replaced, cut
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
 def _safe_scores(task: Task, problem: Problem, texts: list[str]) -> list[Score]:
@@ -157,13 +157,11 @@ class SPGGEnv(AECEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(n_agents, bool) or not isinstance(n_agents, int | np.integer) or n_agents < 1:
-            raise ValueError(f"n_agents must be an integer >= 1, got {n_agents!r}")
-        _check_choice("observation", observation, OBSERVATION_MODES)
-        _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
-        for name, value in (("max_action_chars", max_action_chars), ("max_tokens", max_tokens)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.n_agents = integer_at_least("n_agents", n_agents, 1)
+        check_choice("observation", observation, OBSERVATION_MODES)
+        check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        self.max_action_chars = integer_at_least("max_action_chars", max_action_chars, 1)
+        self.max_tokens = integer_at_least("max_tokens", max_tokens, 1)
         if token_counter is not None and not callable(token_counter):
             raise TypeError(f"token_counter must be callable, got {type(token_counter).__name__}")
         self.task: Task = make_task(task, **dict(task_options or {}))
@@ -171,9 +169,6 @@ class SPGGEnv(AECEnv):
         self._problems = self.task.problems(self.split)
         self.mechanism: Mechanism = make_mechanism(mechanism, **dict(mechanism_params or {}))
         self.observation_mode = observation if self.mechanism.sequential else "none"
-        self.n_agents = int(n_agents)
-        self.max_action_chars = int(max_action_chars)
-        self.max_tokens = int(max_tokens)
         self.token_counter = token_counter or approx_token_count
         self.render_mode = render_mode
 
@@ -214,7 +209,8 @@ class SPGGEnv(AECEnv):
         options = dict(options or {})
         if "problem_index" in options:
             index = options.pop("problem_index")
-            if not isinstance(index, int | np.integer) or not 0 <= index < len(self._problems):
+            valid = isinstance(index, int | np.integer) and not isinstance(index, bool)
+            if not valid or not 0 <= index < len(self._problems):
                 raise ValueError(
                     f"problem_index must be an integer in [0, {len(self._problems)}), got {index!r}"
                 )
@@ -380,16 +376,10 @@ def raw_env(task: str | Task = "arith", **kwargs: Any) -> AECEnv:
     Raises:
         ValueError: If ``max_cycles`` is given and is not an integer >= 1.
     """
-    max_cycles = kwargs.pop("max_cycles", None)
-    if max_cycles is not None and (
-        isinstance(max_cycles, bool) or not isinstance(max_cycles, int) or max_cycles < 1
-    ):
-        raise ValueError(
-            f"max_cycles must be an integer >= 1 (an episode is one cycle), got {max_cycles!r}"
-        )
+    if kwargs.get("max_cycles") is not None:
+        integer_at_least("max_cycles", kwargs["max_cycles"], 1)  # an episode is one cycle
+    kwargs.pop("max_cycles", None)
     if isinstance(task, str) and task.lower() == "scalar":
-        from spgg_env.scalar_env import ScalarSPGGEnv
-
         return ScalarSPGGEnv(**kwargs)
     return SPGGEnv(task=task, **kwargs)
 

@@ -33,6 +33,23 @@ from spgg_env.mechanism import Mechanism, make_mechanism
 OBSERVATION_MODES = ("partial", "full", "none")
 
 
+def integer_at_least(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an ``int`` if it is an integer (not a bool) >= ``minimum``.
+
+    Raises:
+        ValueError: Naming ``name`` and the bad value otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    """Raise ``ValueError`` naming ``name``, the bad value and the choices, unless allowed."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
 class UnitBox(spaces.Box):
     """``Box(0, 1, shape, float32)`` whose unmasked ``sample()`` is one numpy call.
 
@@ -82,23 +99,15 @@ class ScalarSPGGEnv(AECEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(n_agents, bool) or not isinstance(n_agents, int | np.integer) or n_agents < 1:
-            raise ValueError(f"n_agents must be an integer >= 1, got {n_agents!r}")
-        if observation not in OBSERVATION_MODES:
-            raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
-        if levels is not None and (
-            isinstance(levels, bool) or not isinstance(levels, int | np.integer) or levels < 2
-        ):
-            raise ValueError(f"levels must be None or an integer >= 2, got {levels!r}")
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(
-                f"render_mode must be one of {(None, *self.metadata['render_modes'])}, "
-                f"got {render_mode!r}"
-            )
+        n = integer_at_least("n_agents", n_agents, 1)
+        check_choice("observation", observation, OBSERVATION_MODES)
+        if levels is not None:
+            levels = integer_at_least("levels", levels, 2)
+        check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
         self.mechanism: Mechanism = make_mechanism(mechanism, **dict(mechanism_params or {}))
         self.observation_mode = observation if self.mechanism.sequential else "none"
-        self.n_agents = n = int(n_agents)
-        self.levels = None if levels is None else int(levels)
+        self.n_agents = n
+        self.levels = levels
         self.render_mode = render_mode
 
         self.possible_agents = [f"agent_{i}" for i in range(n)]
