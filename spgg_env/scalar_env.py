@@ -127,6 +127,8 @@ class ScalarSPGGEnv(AECEnv):
             elif self.observation_mode == "partial" and p > 0:
                 sees[p, p - 1] = True
         self._sees = sees
+        #: Global state for centralised critics: contributions so far, then who has acted.
+        self.state_space = spaces.Box(0.0, 1.0, (2 * n,), np.float32)
         self._one_hot = np.eye(n, dtype=np.float32)
         self._c = np.zeros(n, dtype=np.float64)
         self._n_acted = 0
@@ -173,6 +175,14 @@ class ScalarSPGGEnv(AECEnv):
         obs[n : 2 * n] = mask
         obs[2 * n :] = self._one_hot[p]
         return obs
+
+    def state(self) -> np.ndarray:
+        """The global state: ``[c_j if j acted else 0]`` then ``[j acted]``, float32 (2n,)."""
+        n = self.n_agents
+        state = np.zeros(2 * n, dtype=np.float32)
+        state[: self._n_acted] = self._c[: self._n_acted]
+        state[n : n + self._n_acted] = 1.0
+        return state
 
     # -------------------------------------------------------------------- step
     def _contribution(self, agent: str, action: Any) -> float:

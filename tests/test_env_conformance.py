@@ -4,7 +4,13 @@ import warnings
 
 import pettingzoo
 import pytest
-from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
+from pettingzoo.test import (
+    api_test,
+    parallel_api_test,
+    parallel_seed_test,
+    seed_test,
+    state_test,
+)
 
 import spgg_env
 
@@ -69,3 +75,12 @@ def test_max_cycles_is_accepted_and_checked():
     assert steps == 6 and env.agents == []
     with pytest.raises(ValueError, match="max_cycles.*0"):
         spgg_env.aec_env(task="scalar", max_cycles=0)
+
+
+@pytest.mark.parametrize("levels", [None, 4])
+def test_scalar_state(levels):
+    state_test(
+        spgg_env.aec_env(task="scalar", levels=levels),
+        spgg_env.parallel_env(task="scalar", levels=levels),
+        num_cycles=10,
+    )

@@ -120,3 +120,12 @@ def test_simultaneous_mechanism_hides_predecessors():
     env.step(0.7)
     env.step(0.2)
     assert env.observation_mode == "none" and not env.observe("agent_2")[:6].any()
+
+
+def test_state_holds_every_contribution_so_far():
+    env = ScalarSPGGEnv(observation="partial")
+    env.reset()
+    env.step(0.25)
+    env.step(0.5)
+    np.testing.assert_allclose(env.state(), [0.25, 0.5, 0, 1, 1, 0])
+    assert env.state_space.contains(env.state())
