@@ -282,7 +282,8 @@ class SPGGEnv(AECEnv):
 
         Raises:
             TypeError: If a live agent's action is not a ``str`` (the message names the agent).
-            ValueError: If a terminated agent's action is not ``None``.
+            ValueError: If a terminated agent's action is not ``None``, or ``token_counter``
+                returns something other than an integer >= 0 (the turn is not consumed).
         """
         agent = self.agent_selection
         if self.terminations[agent] or self.truncations[agent]:
@@ -297,10 +298,15 @@ class SPGGEnv(AECEnv):
         _, replaced, prompt_cut = self._prompt(position)
         cut = len(action) > self.max_action_chars
         text = action[: self.max_action_chars]
+        tokens = self.token_counter(text)
+        if isinstance(tokens, bool) or not isinstance(tokens, int | np.integer) or tokens < 0:
+            raise ValueError(
+                f"token_counter must return an integer >= 0, got {tokens!r} for {agent}'s text"
+            )
         self.contributions.append(text)
         self.infos[agent] = {
             "chars": len(text),
-            "tokens": int(self.token_counter(text)),
+            "tokens": int(tokens),
             "truncated_action": cut,
             "prompt_replaced_chars": replaced,
             "prompt_truncated": prompt_cut,

@@ -238,3 +238,19 @@ def test_registered_with_pettingzoo():
     par = pettingzoo.make("parallel", "spgg/Scalar-v0", levels=3)
     obs, _ = par.reset(seed=0)
     assert set(obs) == {"agent_0", "agent_1", "agent_2"}
+
+
+@pytest.mark.parametrize("count", [-1, 2.5, "3"])
+def test_a_bad_token_count_is_a_clear_error_and_the_turn_is_kept(count):
+    env = make(token_counter=lambda text: count)
+    with pytest.raises(ValueError, match=f"token_counter.*{count!r}.*agent_0"):
+        env.step("hello")
+    assert env.contributions == [] and env.agent_selection == "agent_0"
+
+
+def test_a_single_agent_game():
+    env = make(n_agents=1)
+    finals = play(env, [answer(env)])
+    reward, info = finals["agent_0"]
+    assert info["score"] == 1.0 and info["group_score"] == 1.0
+    assert reward == pytest.approx(info["reward_components"]["total"])
