@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--agents", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bandits_scalar.png")
+    parser.add_argument("--textbook", action="store_true",
+                        help="plain algorithms (no forgetting) instead of SCALAR_OPTIONS")
     args = parser.parse_args(argv)
 
     grid = np.linspace(0.0, 1.0, args.levels)
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         for col, name in enumerate(names):
             start = time.perf_counter()
             result = play_scalar(name, mech_name, n_agents=args.agents, levels=grid,
-                                 rounds=args.rounds, runs=args.runs, seed=args.seed)
+                                 rounds=args.rounds, runs=args.runs, seed=args.seed,
+                                 bandit_options={} if args.textbook else None)
             path = result.greedy_path()
             share = float((path == np.array(eq.path_index)).all(axis=1).mean())
             greedy = grid[path].mean(axis=0)
