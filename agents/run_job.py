@@ -72,6 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--batch-size", type=int, default=8, help="episodes played in lockstep (K)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default=None, help="task split (default: the task's first)")
+    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="task constructor option, repeatable (e.g. difficulty=easy, "
+                        "data_path=/data/gsm8k); values are read as YAML scalars")
     p.add_argument("--mechanism", default="mac-spgg", help="reward mechanism")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: auto)")
     p.add_argument("--dtype", default=None, help="auto, float32, bfloat16 (default: auto)")
@@ -100,9 +103,27 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["difficulty=easy", "n_problems=50"]`` -> ``{"difficulty": "easy", "n_problems": 50}``.
+
+    Raises:
+        ValueError: If an item has no ``=``.
+    """
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--task-option needs KEY=VALUE, got {pair!r}")
+        options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return options
+
+
 def _run_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return run_job(
-        task=args.task, episodes=args.episodes, observation=args.observation, out=args.out,
+        task=args.task, task_options=parse_options(args.task_option), episodes=args.episodes,
+        observation=args.observation, out=args.out,
         config=args.config, model=args.model, n_agents=args.n_agents,
         batch_size=args.batch_size, seed=args.seed, split=args.split,
         mechanism=args.mechanism, device=args.device, dtype=args.dtype,
@@ -115,6 +136,7 @@ def _run_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def run_job(
     *,
     task: str = "arith",
+    task_options: Mapping[str, Any] | None = None,
     episodes: int = 20,
     observation: str = "partial",
     out: str | Path | None = None,
@@ -157,10 +179,12 @@ def run_job(
                               max_new_tokens=max_new_tokens, n_agents=n_agents)
     max_tokens = max(a.params.max_new_tokens for a in ensemble.agents)
     runners = {m: RolloutRunner(ensemble, batch_size=batch_size, task=task, observation=m,
-                                split=split, mechanism=mechanism, max_tokens=max_tokens)
+                                split=split, mechanism=mechanism, max_tokens=max_tokens,
+                                task_options=dict(task_options or {}))
                for m in modes}
     first = runners[modes[0]]
-    arguments = {"task": task, "episodes": episodes, "observation": observation,
+    arguments = {"task": task, "task_options": dict(task_options or {}), "episodes": episodes,
+                 "observation": observation,
                  "batch_size": batch_size, "seed": seed, "split": first.split,
                  "mechanism": mechanism, "max_tokens": max_tokens,
                  "config": str(config) if isinstance(config, str | Path) else config}

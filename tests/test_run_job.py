@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from spgg_env.agents.run_job import read_transcripts, run_job
+from spgg_env.agents.run_job import parse_options, read_transcripts, run_job
 from spgg_env.agents.tiny_lm import save_tiny_lm
 
 from spgg_env import cli
@@ -128,3 +128,17 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("spgg run: error:") and "no-such-model" in err
+
+
+def test_task_options_reach_the_task(tiny, tmp_path):
+    assert parse_options(["difficulty=easy", "n_problems=50", "flag=true"]) == {
+        "difficulty": "easy", "n_problems": 50, "flag": True}
+    with pytest.raises(ValueError, match="KEY=VALUE.*'easy'"):
+        parse_options(["easy"])
+    code = cli.main(["run", "--episodes", "1", "--model", tiny, "--max-new-tokens", "2",
+                     "--task-option", "difficulty=easy", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    record = next(iter(read_transcripts(tmp_path / "transcripts.jsonl")))
+    assert "easy" in record["problem_uid"]
+    meta = json.loads((tmp_path / "run_meta.json").read_text())
+    assert meta["arguments"]["task_options"] == {"difficulty": "easy"}
