@@ -29,6 +29,7 @@ from spgg_env.agents.ensemble import Ensemble
 from spgg_env.agents.llm_agent import LLMAgent
 
 from spgg_env.env import aec_env
+from spgg_env.tasks import make_task
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ class RolloutRunner:
             plays ``agent_i``, so the game has ``len(ensemble)`` agents.
         batch_size: K, the number of environment copies played in lockstep.
         choose_params: Optional per-episode generation parameters (see :data:`ParamsChooser`).
-        **env_kwargs: Arguments of :func:`spgg_env.aec_env` (``task``, ``observation``,
-            ``mechanism``, ``split``, ``max_tokens``...), the same for every copy.
+        **env_kwargs: Arguments of :func:`spgg_env.aec_env` (``task``, ``task_options``,
+            ``observation``, ``mechanism``, ``split``, ``max_tokens``...), the same for every
+            copy; the task is built once and shared by the copies.
     """
 
     def __init__(
@@ -82,6 +84,9 @@ class RolloutRunner:
         self.batch_size = int(batch_size)
         self.choose_params = choose_params
         self.env_kwargs = dict(env_kwargs)
+        # One task instance (data, scorer, judge model) serves every copy.
+        env_kwargs["task"] = make_task(env_kwargs.pop("task", "arith"),
+                                       **dict(env_kwargs.pop("task_options", None) or {}))
         self.counter = ActingCounter(agents[0].backend)
         self.envs = [aec_env(n_agents=len(agents), token_counter=self.counter, **env_kwargs)
                      for _ in range(self.batch_size)]

@@ -41,6 +41,7 @@ from spgg_env.agents.ensemble import DEFAULT_CONFIG, Ensemble, build_ensemble
 from spgg_env.agents.rollout import RolloutRunner
 
 from spgg_env import prompts
+from spgg_env.tasks import make_task
 
 TRANSCRIPTS = "transcripts.jsonl"
 SUMMARY = "summary.json"
@@ -178,9 +179,10 @@ def run_job(
     ensemble = build_ensemble(config, model=model, device=device, dtype=dtype,
                               max_new_tokens=max_new_tokens, n_agents=n_agents)
     max_tokens = max(a.params.max_new_tokens for a in ensemble.agents)
-    runners = {m: RolloutRunner(ensemble, batch_size=batch_size, task=task, observation=m,
-                                split=split, mechanism=mechanism, max_tokens=max_tokens,
-                                task_options=dict(task_options or {}))
+    shared_task = make_task(task, **dict(task_options or {}))
+    runners = {m: RolloutRunner(ensemble, batch_size=batch_size, task=shared_task,
+                                observation=m, split=split, mechanism=mechanism,
+                                max_tokens=max_tokens)
                for m in modes}
     first = runners[modes[0]]
     arguments = {"task": task, "task_options": dict(task_options or {}), "episodes": episodes,

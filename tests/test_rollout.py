@@ -37,6 +37,8 @@ def test_one_backend_call_per_position_per_batch():
     assert [r["episode"] for r in records] == list(range(10))
     assert [len(c["prompts"]) for c in backend.calls] == [4] * 3 + [4] * 3 + [2] * 3
     assert [r["batch_size"] for r in records] == [4] * 8 + [2] * 2
+    tasks = {id(env.unwrapped.task) for env in runner.envs}
+    assert len(tasks) == 1  # one task (data, scorer) shared by the copies
 
 
 def test_records_hold_prompts_contributions_scores_rewards_tokens():
