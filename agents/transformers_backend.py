@@ -85,6 +85,12 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return names[dtype]
 
 
+def looks_like_path(name: str) -> bool:
+    """True for a local path (absolute, relative with ``./``/``../``/``~``, or two or more
+    slashes); False for a hub id ``owner/name`` or a bare ``name``."""
+    return name.startswith(("/", ".", "~", "\\")) or name.count("/") > 1 or Path(name).exists()
+
+
 def load_model_and_tokenizer(
     model: str | os.PathLike[str], device: torch.device, dtype: torch.dtype
 ) -> tuple[Any, Any, str]:
@@ -101,8 +107,7 @@ def load_model_and_tokenizer(
         from spgg_env.embedded_model import embedded_model_path
 
         name = str(embedded_model_path())
-    looks_like_path = os.sep in name or name.startswith((".", "~")) or Path(name).exists()
-    if looks_like_path and not Path(name).expanduser().exists():
+    if looks_like_path(name) and not Path(name).expanduser().exists():
         raise FileNotFoundError(
             f"model folder {name!r} does not exist; give a folder with config.json and weights, "
             "a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct', or 'embedded'"

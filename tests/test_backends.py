@@ -176,6 +176,16 @@ def test_auto_dtype_follows_the_hardware(monkeypatch):
     assert tb.resolve_dtype("fp32", torch.device("cuda")) == torch.float32
 
 
+def test_hub_ids_are_not_mistaken_for_paths(tmp_path):
+    from spgg_env.agents.transformers_backend import looks_like_path
+
+    assert not looks_like_path("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert not looks_like_path("gpt2")
+    assert looks_like_path(str(tmp_path / "model"))
+    assert looks_like_path("./models/x") and looks_like_path("~/models/x")
+    assert looks_like_path("models/a/b")
+
+
 def test_bad_dtype_is_named(tiny_path):
     with pytest.raises(ValueError, match="float64"):
         TransformersBackend(str(tiny_path), dtype="float64")
