@@ -62,11 +62,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``ppo`` under the ``spgg train`` sub-commands."""
+def add_ppo_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``ppo`` among the learners of ``spgg train``."""
     parser = subparsers.add_parser("ppo", help="token-level PPO of LoRA LLM agents in the game")
     add_arguments(parser)
     parser.set_defaults(func=main)
+    return parser
+
+
+#: Learner name -> function that registers its parser among ``spgg train``'s learners.
+LEARNERS = {"ppo": add_ppo_parser}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``spgg train`` (with one sub-command per learner) on the ``spgg`` dispatcher."""
+    parser = subparsers.add_parser("train", help="train LLM agents in the game")
+    learners = parser.add_subparsers(dest="learner", required=True, metavar="LEARNER")
+    for register in LEARNERS.values():
+        register(learners)
     return parser
 
 

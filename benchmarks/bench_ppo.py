@@ -1,7 +1,7 @@
 """Seconds per PPO update and peak memory of the PPO LLM learner (agents/ppo.py).
 
 Default model (the embedded SmolLM2-135M-Instruct), 3 agents on easy ``arith``, batch 8
-(8 episodes per update = 8 completions per agent), one untimed warm-up update::
+(8 episodes per update = 8 completions per agent), after ``--warmup`` untimed updates::
 
     python benchmarks/bench_ppo.py --updates 2 --max-new-tokens 48
     python benchmarks/bench_ppo.py --no-bf16        # fp32 base, for comparison
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="transformers folder (default: embedded)")
     parser.add_argument("--episodes", type=int, default=8, help="batch: episodes per update")
     parser.add_argument("--updates", type=int, default=2, help="timed updates")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed updates first")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--no-bf16", action="store_true", help="fp32 base instead of bf16")
     parser.add_argument("--threads", type=int, default=None)
@@ -50,7 +51,7 @@ def main() -> None:
     )
     trainer = PPOTrainer(cfg)
     rollout_s, update_s, tokens = [], [], []
-    for step in range(args.updates + 1):
+    for step in range(args.warmup + args.updates):
         indices = trainer.rng.integers(trainer.n_train, size=cfg.episodes)
         seeds = [int(trainer.rng.integers(2**31)) + e for e in range(cfg.episodes)]
         start = time.perf_counter()
@@ -61,7 +62,7 @@ def main() -> None:
         middle = time.perf_counter()
         ppo_update(trainer.model, trainer.heads, trainer.optimizer, rollouts, cfg, trainer.rng)
         end = time.perf_counter()
-        if step > 0:  # the first update warms up kernels and caches
+        if step >= args.warmup:  # warm-up updates load kernels and caches
             rollout_s.append(middle - start)
             update_s.append(end - middle)
             tokens.append(sum(int(r.mask.sum()) for r in rollouts))

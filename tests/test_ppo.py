@@ -156,7 +156,7 @@ def test_cli_options_map_onto_the_config(tmp_path: Path) -> None:
     sub = parser.add_subparsers()
     train_cli.add_parser(sub)
     args = parser.parse_args(
-        ["ppo", "--config", str(file), "--lr", "0.01", "--bf16", "false",
+        ["train", "ppo", "--config", str(file), "--lr", "0.01", "--bf16", "false",
          "--task-options", '{"difficulty": "easy"}', "--time-limit-s", "60"]
     )
     cfg = train_cli.config_from_args(args, {"episodes": 4})
@@ -164,4 +164,4 @@ def test_cli_options_map_onto_the_config(tmp_path: Path) -> None:
     assert cfg.task_options == {"difficulty": "easy"} and cfg.time_limit_s == 60.0
     assert args.func is train_cli.main
     with pytest.raises(SystemExit):
-        parser.parse_args(["ppo", "--bf16", "maybe"])
+        parser.parse_args(["train", "ppo", "--bf16", "maybe"])
