@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from spgg_env.agents.backend import Backend, GenerationParams, make_backend
 from spgg_env.agents.llm_agent import LLMAgent
 

@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from spgg_env.agents.backend import Backend, ChatPrompt, Generation, GenerationParams
 from torch import nn
 from torch.distributions import Normal
+
+from spgg_env.agents.backend import Backend, ChatPrompt, Generation, GenerationParams
 
 PARAM_NAMES = tuple(f.name for f in fields(GenerationParams))
 INTEGER_PARAMS = ("top_k", "max_new_tokens")
@@ -513,7 +514,6 @@ class GenParamLearner:
         the env counts effort in the model's own tokens.
         """
         from spgg_env.agents.transformers_backend import TransformersBackend
-
         from spgg_env.env import aec_env
 
         backend = TransformersBackend(model, seed=seed)

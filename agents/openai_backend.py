@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+
 from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams, per_prompt_params
 
 #: HTTP statuses worth retrying.

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from spgg_env.agents.backend import Backend, Generation, GenerationParams
 from spgg_env.agents.ensemble import Ensemble
 from spgg_env.agents.llm_agent import LLMAgent
-
 from spgg_env.env import aec_env
 from spgg_env.tasks import make_task
 

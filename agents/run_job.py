@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spgg_env.agents.ensemble import DEFAULT_CONFIG, Ensemble, build_ensemble
-from spgg_env.agents.rollout import RolloutRunner
 
 from spgg_env import prompts
+from spgg_env.agents.ensemble import DEFAULT_CONFIG, Ensemble, build_ensemble
+from spgg_env.agents.rollout import RolloutRunner
 from spgg_env.tasks import make_task
 
 TRANSCRIPTS = "transcripts.jsonl"

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams, per_prompt_params
 
 log = logging.getLogger(__name__)

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
 from spgg_env.agents.backend import Backend, GenerationParams
 from spgg_env.baselines.bandits import Bandit, make_bandit, scale_rewards
-
 from spgg_env.mechanism import Mechanism, make_mechanism
 
 OBSERVATIONS = ("full", "partial", "none")

@@ -19,10 +19,10 @@ import argparse
 import time
 
 import numpy as np
-from spgg_env.agents.backend import GenerationParams
-from spgg_env.agents.transformers_backend import TransformersBackend
 
 import spgg_env
+from spgg_env.agents.backend import GenerationParams
+from spgg_env.agents.transformers_backend import TransformersBackend
 
 
 def play_batch(backend, difficulty: str, n: int, max_new_tokens: int) -> dict[str, float]:

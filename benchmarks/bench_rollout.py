@@ -23,10 +23,10 @@ import time
 from dataclasses import replace
 
 import torch
+
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.agents.ensemble import Ensemble, build_ensemble
 from spgg_env.agents.rollout import RolloutRunner
-
 from spgg_env.env import aec_env
 
 

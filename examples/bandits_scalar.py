@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 from matplotlib.figure import Figure
+
 from spgg_env.baselines.bandit_play import play_scalar
 from spgg_env.baselines.bandits import ALGORITHMS
-
 from spgg_env.equilibrium import solve
 from spgg_env.mechanism import make_mechanism
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+
 from spgg_env.agents.genparam_policy import PARAM_NAMES, GenParamConfig, GenParamLearner
 
 

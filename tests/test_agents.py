@@ -6,6 +6,7 @@ import json
 
 import pytest
 import yaml
+
 from spgg_env.agents.backend import GenerationParams, make_backend
 from spgg_env.agents.ensemble import DEFAULT_CONFIG, EnsembleConfig, build_ensemble
 from spgg_env.agents.llm_agent import LLMAgent

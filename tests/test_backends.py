@@ -11,13 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
+
+from spgg_env import embedded_model
 from spgg_env.agents.backend import Backend, GenerationParams
 from spgg_env.agents.openai_backend import OpenAIBackend
 from spgg_env.agents.scripted import ScriptedBackend
 from spgg_env.agents.tiny_lm import save_tiny_lm
 from spgg_env.agents.transformers_backend import TransformersBackend
-
-from spgg_env import embedded_model
 
 torch.set_num_threads(1)
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from spgg_env.baselines.bandit_play import (
     context_index,
     play_scalar,
     reward_bounds,
 )
 from spgg_env.baselines.bandits import ALGORITHMS, EXP3, UCB1, make_bandit, scale_rewards
-
 from spgg_env.equilibrium import solve, solve_spne
 from spgg_env.mechanism import make_mechanism
 

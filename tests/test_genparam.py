@@ -6,6 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from transformers import ByT5Tokenizer, LlamaConfig, LlamaModel
+
+import spgg_env
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.agents.genparam_policy import (
     PARAM_NAMES,
@@ -17,9 +20,6 @@ from spgg_env.agents.genparam_policy import (
 )
 from spgg_env.agents.scripted import ScriptedBackend
 from spgg_env.baselines.bandit_play import PRESETS, play_text
-from transformers import ByT5Tokenizer, LlamaConfig, LlamaModel
-
-import spgg_env
 
 
 def LengthBackend() -> ScriptedBackend:  # noqa: N802 - reads like the class it builds

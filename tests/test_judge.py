@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from spgg_env.agents.tiny_lm import save_tiny_lm
 
+from spgg_env.agents.tiny_lm import save_tiny_lm
 from spgg_env.judge import DIMENSIONS, Judge, OpenAIScorer, TransformersScorer, expected_score
 
 DOC = "The council voted to build a library. It will cost 12 million dollars and open in 2027."

@@ -6,13 +6,13 @@ import re
 
 import pytest
 import torch
+
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.agents.llm_agent import LLMAgent
 from spgg_env.agents.rollout import RolloutRunner
 from spgg_env.agents.scripted import ScriptedBackend
 from spgg_env.agents.tiny_lm import save_tiny_lm
 from spgg_env.agents.transformers_backend import TransformersBackend
-
 from spgg_env.tasks import make_task
 
 torch.set_num_threads(1)

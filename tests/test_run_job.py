@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-from spgg_env.agents.run_job import parse_options, read_transcripts, run_job
-from spgg_env.agents.tiny_lm import save_tiny_lm
 
 from spgg_env import cli
+from spgg_env.agents.run_job import parse_options, read_transcripts, run_job
+from spgg_env.agents.tiny_lm import save_tiny_lm
 from spgg_env.tasks import make_task
 
 torch.set_num_threads(1)
