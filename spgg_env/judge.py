@@ -166,8 +166,12 @@ class TransformersScorer:
         self.identity = model_identity(model, revision)
         if isinstance(model, str | os.PathLike):
             self.device = resolve_device(device)
+            # A judge must not depend on how prompts are batched: bf16 rounding does (padding
+            # changes the reduction order), so "auto" stays fp32 on a CPU, unlike the backends.
+            on_cpu_auto = dtype == "auto" and self.device.type == "cpu"
+            torch_dtype = torch.float32 if on_cpu_auto else resolve_dtype(dtype, self.device)
             self.model, self.tokenizer, _ = load_model_and_tokenizer(
-                model, self.device, resolve_dtype(dtype, self.device)
+                model, self.device, torch_dtype
             )
         else:
             if tokenizer is None:
