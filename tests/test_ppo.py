@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from spgg_env.agents.ppo import PPOConfig, PPOTrainer, Rollout, gae, token_rewards, whiten
 from transformers import ByT5Tokenizer, LlamaConfig, LlamaForCausalLM
+
+from spgg_env.agents.ppo import PPOConfig, PPOTrainer, Rollout, gae, token_rewards, whiten
 
 CHAT = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
