@@ -12,6 +12,8 @@ import json
 from dataclasses import MISSING, asdict, fields
 from typing import Any
 
+from spgg_env.agents import genparam_cli
+
 #: Types of the fields whose default is None (their type cannot be read off the default).
 _OPTIONAL_TYPES: dict[str, type] = {
     "model": str,
@@ -71,7 +73,7 @@ def add_ppo_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 #: Learner name -> function that registers its parser among ``spgg train``'s learners.
-LEARNERS = {"ppo": add_ppo_parser}
+LEARNERS = {"ppo": add_ppo_parser, "genparam": genparam_cli.add_parser}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

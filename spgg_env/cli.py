@@ -18,6 +18,7 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, str] = {
     "run": "spgg_env.agents.run_job",
     "bench": "spgg_env.agents.bench_cli",
+    "train": "spgg_env.agents.train_cli",
 }
 
 
