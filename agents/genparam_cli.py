@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from spgg_env import provenance
 from spgg_env.agents.genparam_policy import GenParamLearner
 
 
@@ -57,6 +58,11 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     args.out.mkdir(parents=True, exist_ok=True)
+    env = learner.envs[0].unwrapped
+    meta = {**provenance.environment(), "arguments": vars(args), "task": env.task.name,
+            "task_version": env.task.version, "split": env.split,
+            "split_hash": env.task.split_hash(env.split)}
+    (args.out / "run_meta.json").write_text(json.dumps(meta, indent=2, default=str))
     history = learner.train(args.iterations, log_dir=args.out / "tb",
                             checkpoint=args.out / "checkpoint.pt",
                             progress=not args.no_progress)

@@ -57,6 +57,7 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from spgg_env import provenance
 from spgg_env.env import aec_env
 from spgg_env.tasks import make_task
 
@@ -588,6 +589,10 @@ class PPOTrainer:
         with (self.out / "metrics.jsonl").open("w") as fh:
             fh.writelines(json.dumps(row) + "\n" for row in self.history)
         (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        task = self.train_envs[0].unwrapped.task
+        meta = {**provenance.environment(), "task": task.name, "task_version": task.version,
+                "split_hashes": {s: task.split_hash(s) for s in (cfg.train_split, cfg.eval_split)}}
+        (self.out / "run_meta.json").write_text(json.dumps(meta, indent=2))
         writer = SummaryWriter(str(self.out / "tb"), purge_step=self.update + 1)
         log = (self.out / "samples.jsonl").open("a")
         if self.update == 0:

@@ -25,11 +25,8 @@ a run whose transcript is incomplete (episodes already written are kept).
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
-import platform
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -38,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from spgg_env import prompts
+from spgg_env import prompts, provenance
 from spgg_env.agents.ensemble import DEFAULT_CONFIG, Ensemble, build_ensemble
 from spgg_env.agents.rollout import RolloutRunner
 from spgg_env.tasks import make_task
@@ -47,7 +44,6 @@ TRANSCRIPTS = "transcripts.jsonl"
 SUMMARY = "summary.json"
 META = "run_meta.json"
 OBSERVATIONS = ("partial", "full")
-_PACKAGES = ("spgg-env", "torch", "transformers", "pettingzoo", "gymnasium", "numpy")
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -319,17 +315,13 @@ def run_meta(arguments: Mapping[str, Any], ensemble: Ensemble, runner: RolloutRu
     """What a result needs to be understood and rerun."""
     return {
         "arguments": dict(arguments),
-        "command": sys.argv,
         "ensemble_config": ensemble.config.to_dict() if ensemble.config else None,
         "ensemble": ensemble.describe(),
         "task": {"name": runner.task.name, "version": runner.task.version,
                  "split": runner.split, "split_hash": runner.task.split_hash(runner.split),
                  "problems": runner.n_problems},
         "prompt_template_sha256": prompts.template_hash(),
-        "packages": {name: _version(name) for name in _PACKAGES},
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "git": _git_commit(),
+        **provenance.environment(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -373,25 +365,6 @@ def _check_same_run(meta: Mapping[str, Any], arguments: Mapping[str, Any],
             f"--resume: the run in this folder used other settings ({changed or 'ensemble'}); "
             "use the same arguments or another --out"
         )
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _git_commit() -> dict[str, Any] | None:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
-                                capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
 def _tensorboard_writers(out: Path, modes: list[str]) -> dict[str, Any]:

@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -47,7 +46,7 @@ import yaml
 from tqdm.auto import tqdm
 
 import spgg_env
-from spgg_env import prompts
+from spgg_env import prompts, provenance
 from spgg_env.agents.backend import Backend, Generation, GenerationParams
 from spgg_env.baselines.methods import Method, Outcome, Request, answer_key, make_method
 from spgg_env.leaderboard import aggregate, compare_aggregates
@@ -439,24 +438,6 @@ def run_episode(
     return run_episodes(method, task, [problem], backend, params, seed)[0]
 
 
-def git_commit() -> dict[str, Any]:
-    """The repository's HEAD commit and whether the work tree has changes (or ``None``)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": head, "dirty": bool(dirty)}
-
-
 def canonical_line(record: Mapping[str, Any]) -> str:
     """A record as one canonical JSON line."""
     return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -518,7 +499,8 @@ def run_benchmark(
         "env_version": spgg_env.__version__,
         "task_version": task.version,
         "package_version": spgg_env.__version__,
-        "git": git_commit(),
+        "git": provenance.git_commit(),
+        "environment": provenance.environment(),
         "config": config.to_dict(),
         "method": method.describe(),
         "backend": backend.describe(),

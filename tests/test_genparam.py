@@ -169,6 +169,8 @@ def test_cli_trains_a_tiny_local_model_and_resumes(tiny_model_dir, tmp_path, cap
     assert [row["iteration"] for row in history] == [0, 1]
     assert 16 <= history[0]["agent_1/max_new_tokens"] <= 24
     assert (tmp_path / "run" / "checkpoint.pt").exists()
+    meta = json.loads((tmp_path / "run" / "run_meta.json").read_text())
+    assert meta["packages"]["torch"] and len(meta["split_hash"]) == 64
     assert '"last"' in capsys.readouterr().out
 
     parser = argparse.ArgumentParser()

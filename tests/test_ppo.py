@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def test_updates_change_loss_lora_and_value_heads(tiny_model: str, tmp_path: Pat
     rows = {row["update"] for row in history}
     assert rows == {0, 1, 2, 3}  # the eval before training, then one row per update
     assert (tmp_path / "run" / "checkpoint.pt").exists()
+    meta = json.loads((tmp_path / "run" / "run_meta.json").read_text())
+    assert meta["packages"]["peft"] and meta["git"].keys() == {"commit", "dirty"}
+    assert all(len(h) == 64 for h in meta["split_hashes"].values())
     assert (tmp_path / "run" / "metrics.csv").read_text().startswith("update,")
     assert not list((tmp_path / "run").glob(".*tmp*")), "a temp checkpoint file was left behind"
 
