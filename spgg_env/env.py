@@ -324,7 +324,10 @@ class SPGGEnv(AECEnv):
         """Score all contributions, pay the rewards and end the episode."""
         assert self.problem is not None
         scores = _safe_scores(self.task, self.problem, self.contributions)
-        final = _safe_final(self.task, self.problem, self.contributions[-1])
+        if type(self.task).score_final is Task.score_final:  # the final answer scores as a
+            final = scores[-1]  # contribution: reuse it (HumanEval would run it twice)
+        else:
+            final = _safe_final(self.task, self.problem, self.contributions[-1])
         c = np.array([s.value for s in scores], dtype=np.float64)
         tokens = np.array([self.infos[a]["tokens"] for a in self.agents], dtype=np.float64)
         effort = np.minimum(1.0, tokens / self.max_tokens)

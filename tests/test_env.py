@@ -175,6 +175,30 @@ def test_any_task_instance_plugs_in_and_is_scored_in_one_batch():
     assert finals["agent_0"][1]["tokens"] == 3 and finals["agent_1"][1]["effort"] == 1.0
 
 
+class StrictFinalTask(EchoTask):
+    """The group's answer is judged differently from a contribution."""
+
+    def score_final(self, problem, text):
+        return Score(1.0 if text == "final" else 0.0, text)
+
+
+def test_final_answer_is_scored_once_unless_the_task_judges_it_differently():
+    counted = EchoTask()
+    scored = []
+    counted.score = lambda problem, text: scored.append(text) or Score(1.0, text)
+    env = spgg_env.aec_env(task=counted, n_agents=2)
+    env.reset(seed=0)
+    finals = play(env, ["a", "b"])
+    assert scored == ["a", "b"]  # the last contribution is not scored a second time
+    assert finals["agent_0"][1]["group_score"] == 1.0
+
+    env = spgg_env.aec_env(task=StrictFinalTask(), n_agents=2)
+    env.reset(seed=0)
+    finals = play(env, ["x", "final"])
+    assert finals["agent_0"][1]["group_score"] == 1.0
+    assert finals["agent_1"][1]["score"] == 1.0  # "final" has odd length 5
+
+
 def test_a_crashing_scorer_is_a_recorded_zero_not_a_crash():
     env = spgg_env.aec_env(task=EchoTask(crash=True), n_agents=2)
     env.reset(seed=0)
