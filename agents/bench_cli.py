@@ -14,13 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from spgg_env.agents.backend import Backend
-
+from spgg_env.agents.backend import Backend, make_backend
 from spgg_env.benchmark import (
     RESULT_FILE,
     BenchConfig,
     ResultError,
-    build_backend,
     load_result,
     run_benchmark,
 )
@@ -72,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"rerun {config.name}: {error}", file=sys.stderr)
         key = json.dumps(config.to_dict()["backend"], sort_keys=True)
         if key not in backends:
-            backends[key] = build_backend(config.backend)
+            backends[key] = make_backend(config.backend)
         path = run_benchmark(
             config, args.results, backend=backends[key], splits_dir=args.splits_dir
         )

@@ -47,10 +47,11 @@ from tqdm.auto import tqdm
 
 import spgg_env
 from spgg_env import prompts, provenance
-from spgg_env.agents.backend import Backend, Generation, GenerationParams
+from spgg_env.agents.backend import Backend, Generation, GenerationParams, make_backend
 from spgg_env.baselines.methods import Method, Outcome, Request, answer_key, make_method
 from spgg_env.leaderboard import aggregate, compare_aggregates
 from spgg_env.tasks import TASKS, Problem, Task, make_task
+from spgg_env.tasks.base import problems_hash
 
 SCHEMA = "spgg-bench-result/1"
 CONFIG_SCHEMA = "spgg-bench-config/1"
@@ -190,36 +191,7 @@ class BenchConfig:
             ) from error
 
 
-def build_backend(spec: Mapping[str, Any]) -> Backend:
-    """Build the backend a config names (``kind`` plus the backend's keyword arguments).
-
-    Raises:
-        ValueError: On an unknown kind or argument.
-    """
-    spec = dict(spec)
-    kind = spec.pop("kind", "transformers")
-    if kind == "transformers":
-        from spgg_env.agents.transformers_backend import TransformersBackend as cls
-    elif kind == "openai":
-        from spgg_env.agents.openai_backend import OpenAIBackend as cls
-    else:
-        raise ValueError(f"unknown backend kind {kind!r}; choose 'transformers' or 'openai'")
-    try:
-        return cls(**spec)
-    except TypeError as error:
-        raise ValueError(f"bad arguments {spec} for the {kind!r} backend: {error}") from error
-
-
 # ----------------------------------------------------------------------------- splits
-def content_hash(problems: Sequence[Problem]) -> str:
-    """SHA-256 of the problems' canonical JSON lines (as ``Task.split_hash`` for a split)."""
-    digest = hashlib.sha256()
-    for problem in problems:
-        digest.update(json.dumps(problem.to_json(), sort_keys=True, ensure_ascii=False).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
 def pinned_splits(version: str, splits_dir: str | Path | None = None) -> dict[str, Any]:
     """Read a pinned split version file (``<splits_dir>/<version>.json``).
 
@@ -248,7 +220,7 @@ def make_pinned_split(task: Task, size: int, seed: int, source_split: str = "tes
         "task_version": task.version,
         "seed": seed,
         "uids": [p.uid for p in chosen],
-        "hash": content_hash(chosen),
+        "hash": problems_hash(chosen),
     }
 
 
@@ -293,7 +265,7 @@ def resolve_split(
     if absent:
         raise ValueError(f"split {split!r} pins uids missing from {task.name!r}: {absent[:5]}")
     chosen = tuple(by_uid[uid] for uid in entry["uids"])
-    digest = content_hash(chosen)
+    digest = problems_hash(chosen)
     if digest != entry["hash"]:
         raise ValueError(
             f"the data of {task.name!r} changed: split {split!r} pins hash {entry['hash']} "
@@ -481,7 +453,7 @@ def run_benchmark(
     if config.limit is not None:
         problems = problems[: config.limit]
     method = make_method(config.method, **config.method_options)
-    backend = backend or build_backend(config.backend)
+    backend = backend or make_backend(config.backend)
     params = config.generation_params()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 from bench_toys import arith_setup
-from spgg_env.agents.bench_cli import add_parser, main
 
+from spgg_env.agents.bench_cli import add_parser, main
 from spgg_env.benchmark import RESULT_FILE, BenchConfig, pin_splits, run_benchmark
 from spgg_env.leaderboard import aggregate, bootstrap_ci, pareto_front
 
@@ -113,7 +113,7 @@ def test_cli_run_writes_results_and_the_board_refuses_a_partial_one(tmp_path, mo
 
     task, backend = arith_setup()
     splits = pin_splits([task], "small-v1", size=4, splits_dir=tmp_path / "splits")
-    monkeypatch.setattr(bench_cli, "build_backend", lambda spec: backend)
+    monkeypatch.setattr(bench_cli, "make_backend", lambda spec: backend)
     path = tmp_path / "cot.yaml"
     config = BenchConfig(name="cot", method="cot", task="arith", task_options={"n_problems": 12})
     path.write_text(json.dumps(config.to_dict()))  # JSON is YAML

@@ -71,6 +71,16 @@ class Score:
             raise ValueError(f"Score.value must be in [0, 1], got {self.value!r}")
 
 
+def problems_hash(problems: Sequence[Problem]) -> str:
+    """SHA-256 (hex) of the problems' canonical JSON lines, in order (a split's content hash)."""
+    digest = hashlib.sha256()
+    for problem in problems:
+        line = json.dumps(problem.to_json(), sort_keys=True, ensure_ascii=False)
+        digest.update(line.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
 class Task(ABC):
     """Base class of every task.
 
@@ -123,12 +133,7 @@ class Task(ABC):
         """SHA-256 (hex) of the canonical JSON lines of a split's problems, in order."""
         split = split or self.default_split
         if split not in self._hashes:
-            digest = hashlib.sha256()
-            for problem in self.problems(split):
-                line = json.dumps(problem.to_json(), sort_keys=True, ensure_ascii=False)
-                digest.update(line.encode("utf-8"))
-                digest.update(b"\n")
-            self._hashes[split] = digest.hexdigest()
+            self._hashes[split] = problems_hash(self.problems(split))
         return self._hashes[split]
 
     # ------------------------------------------------------------- prompting
