@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.baselines.methods import (
     BASE_TEMPLATE,
@@ -25,7 +26,6 @@ from spgg_env.baselines.methods import (
     majority_vote,
     user,
 )
-
 from spgg_env.tasks.base import Problem, Task
 
 REVISE_TEMPLATE = """{task}

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.baselines.debate import clip
 from spgg_env.baselines.methods import (
@@ -33,7 +34,6 @@ from spgg_env.baselines.methods import (
     load_params_policy,
     user,
 )
-
 from spgg_env.tasks.base import Problem, Task
 
 STRATEGY_TEMPLATE = """{task}

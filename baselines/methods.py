@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams
 
+from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams
 from spgg_env.tasks.base import Problem, Task
 
 

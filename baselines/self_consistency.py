@@ -13,10 +13,10 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.baselines.methods import Outcome, Program, Request, majority_vote
 from spgg_env.baselines.single_agent import ChainOfThought
-
 from spgg_env.tasks.base import Problem, Task
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from spgg_env.agents.backend import ChatPrompt, GenerationParams
 from spgg_env.baselines.methods import (
     BASE_TEMPLATE,
@@ -25,7 +26,6 @@ from spgg_env.baselines.methods import (
     Request,
     base_prompt,
 )
-
 from spgg_env.tasks.base import Problem, Task
 
 #: Splits that may provide few-shot exemplars, in order of preference.

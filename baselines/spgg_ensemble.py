@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.baselines.methods import Method, Outcome, Program, Request, load_params_policy, user
-
 from spgg_env.env import SPGGEnv
 from spgg_env.mechanism import make_mechanism
 from spgg_env.prompts import TEMPLATE

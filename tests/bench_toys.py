@@ -10,7 +10,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 
 from spgg_env.agents.backend import Generation, GenerationParams
-
 from spgg_env.tasks import make_task
 
 
