@@ -58,6 +58,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from spgg_env import provenance
+from spgg_env.agents.transformers_backend import resolve_device
 from spgg_env.env import aec_env
 from spgg_env.tasks import make_task
 
@@ -74,6 +75,8 @@ class PPOConfig:
     task_options: dict[str, Any] = field(default_factory=dict)
     n_agents: int = 3
     observation: str = "partial"
+    #: the env's prompt style: "default" or "compact" (task and contributions only)
+    prompt_style: str = "default"
     mechanism: str = "mac-spgg"
     mechanism_params: dict[str, Any] = field(default_factory=dict)
     train_split: str = "train"
@@ -106,6 +109,9 @@ class PPOConfig:
     #: chat template's default)
     system_prompt: str | None = None
     threads: int | None = None  #: torch threads; None keeps torch's default
+    #: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1"...; the base, adapters,
+    #: value heads and rollout tensors all live there (checkpoints load on any device)
+    device: str = "auto"
     seed: int = 0
     save_every: int = 5
     #: stop (final eval and checkpoint) after the first update that ends past this many
@@ -144,7 +150,8 @@ def agent_names(n_agents: int) -> list[str]:
 
 
 def load_policies(cfg: PPOConfig) -> tuple[Any, nn.Module, nn.ModuleDict]:
-    """Load the tokenizer, the base with one LoRA adapter per agent, and the value heads."""
+    """Load the tokenizer, the base with one LoRA adapter per agent, and the value heads,
+    all on ``cfg.device``."""
     path = cfg.model
     if path is None:
         from spgg_env.embedded_model import embedded_model_path
@@ -157,7 +164,8 @@ def load_policies(cfg: PPOConfig) -> tuple[Any, nn.Module, nn.ModuleDict]:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
-    base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    device = resolve_device(cfg.device)
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     lora = LoraConfig(
         r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear"
     )
@@ -170,7 +178,8 @@ def load_policies(cfg: PPOConfig) -> tuple[Any, nn.Module, nn.ModuleDict]:
     for head in heads.values():
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)
-    return tokenizer, model, heads
+    # peft puts each adapter on its base layer's device; .to() covers any it missed
+    return tokenizer, model.to(device), heads.to(device)
 
 
 def lora_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -225,9 +234,9 @@ def generate(
         truncation=True,
         max_length=cfg.max_prompt_tokens,
         add_special_tokens=False,
-    )
+    ).to(next(model.parameters()).device)
     if seed is not None:
-        torch.manual_seed(seed)  # HF sampling draws from the global generator
+        torch.manual_seed(seed)  # HF sampling draws from the global generator (CUDA's too)
     sampling = {} if greedy else {"temperature": cfg.temperature, "top_k": 0, "top_p": 1.0}
     out = model.generate(
         **enc,
@@ -243,7 +252,7 @@ def generate(
     mask = (is_eos.long().cumsum(-1) - is_eos.long() == 0).float()
     texts = [
         tokenizer.decode(row[m.bool()], skip_special_tokens=True)
-        for row, m in zip(completion, mask, strict=True)
+        for row, m in zip(completion.cpu(), mask.cpu(), strict=True)
     ]
     attention = torch.cat([enc.attention_mask, mask.long()], dim=1)
     return Rollout(input_ids=out, attention_mask=attention, mask=mask, texts=texts)
@@ -299,6 +308,7 @@ def make_envs(cfg: PPOConfig, split: str, count: int, tokenizer: Any) -> list[An
             split=split,
             token_counter=count_tokens,
             max_tokens=cfg.max_new_tokens,
+            prompt_style=cfg.prompt_style,
         )
         for _ in range(count)
     ]
@@ -343,7 +353,8 @@ def play(
     for name, batch in zip(names, rollouts, strict=True):
         agent_infos = [dict(env.unwrapped.infos[name]) for env in envs]
         batch.rewards = torch.tensor(
-            [float(i["reward_components"]["total"]) for i in agent_infos], dtype=torch.float32
+            [float(i["reward_components"]["total"]) for i in agent_infos],
+            dtype=torch.float32, device=batch.mask.device,
         )
         infos.append(agent_infos)
     return rollouts, infos
@@ -355,7 +366,7 @@ def token_rewards(batch: Rollout, beta: float) -> torch.Tensor:
     kl = (batch.old_logp - batch.ref_logp) * batch.mask
     rewards = -beta * kl
     last = (batch.mask.sum(-1).long() - 1).clamp(min=0)
-    rewards[torch.arange(len(last)), last] += batch.rewards
+    rewards[torch.arange(len(last), device=last.device), last] += batch.rewards
     return rewards * batch.mask
 
 
@@ -365,7 +376,7 @@ def gae(
     """Generalised advantage estimates and returns over masked token sequences ``(B, T)``."""
     values = values * mask
     advantages = torch.zeros_like(rewards)
-    running = torch.zeros(rewards.shape[0])
+    running = torch.zeros(rewards.shape[0], device=rewards.device)
     for t in reversed(range(rewards.shape[1])):
         next_value = values[:, t + 1] if t + 1 < rewards.shape[1] else torch.zeros_like(running)
         delta = rewards[:, t] + gamma * next_value - values[:, t]
@@ -418,7 +429,7 @@ def ppo_update(
         model.set_adapter(name)
         model.train()
         for _ in range(cfg.epochs):
-            order = torch.from_numpy(rng.permutation(len(batch.texts)))
+            order = torch.from_numpy(rng.permutation(len(batch.texts))).to(batch.mask.device)
             for start in range(0, len(order), cfg.minibatch):
                 rows = order[start : start + cfg.minibatch]
                 mask = batch.mask[rows]
@@ -547,8 +558,9 @@ class PPOTrainer:
         }
 
     def load(self, path: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save`."""
-        state = torch.load(path, weights_only=False)
+        """Restore a checkpoint written by :meth:`save` (on any device: tensors load on the CPU,
+        then are copied to where this trainer's weights live)."""
+        state = torch.load(path, map_location="cpu", weights_only=False)
         with torch.no_grad():
             for name, value in state["lora"].items():
                 self.lora[name].copy_(value)
@@ -591,7 +603,8 @@ class PPOTrainer:
         (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         task = self.train_envs[0].unwrapped.task
         meta = {**provenance.environment(), "task": task.name, "task_version": task.version,
-                "split_hashes": {s: task.split_hash(s) for s in (cfg.train_split, cfg.eval_split)}}
+                "split_hashes": {s: task.split_hash(s) for s in (cfg.train_split, cfg.eval_split)},
+                "device": str(next(self.model.parameters()).device)}
         (self.out / "run_meta.json").write_text(json.dumps(meta, indent=2))
         writer = SummaryWriter(str(self.out / "tb"), purge_step=self.update + 1)
         log = (self.out / "samples.jsonl").open("a")

@@ -37,6 +37,7 @@ from pettingzoo.utils import AgentSelector, wrappers
 from pettingzoo.utils.conversions import aec_to_parallel
 
 from spgg_env.mechanism import Mechanism, make_mechanism
+from spgg_env.prompts import PROMPT_STYLES
 from spgg_env.scalar_env import (
     OBSERVATION_MODES,
     ScalarSPGGEnv,
@@ -131,6 +132,8 @@ class SPGGEnv(AECEnv):
         token_counter: ``text -> tokens`` for the cost; default :func:`approx_token_count`.
         max_tokens: Token count at which the effort ``e_i`` reaches 1.
         render_mode: ``None``, ``"human"`` (print the transcript) or ``"ansi"`` (return it).
+        prompt_style: ``"default"`` (instruction, task, contributions, role) or ``"compact"``
+            (task and contributions only, for very small models); see :mod:`spgg_env.prompts`.
 
     ``reset(seed, options)`` draws a problem with ``self.np_random``; ``options`` may name one
     with ``{"problem_index": i}`` or ``{"problem_uid": uid}`` (to sweep a whole split).
@@ -155,11 +158,14 @@ class SPGGEnv(AECEnv):
         token_counter: Callable[[str], int] | None = None,
         max_tokens: int = 512,
         render_mode: str | None = None,
+        prompt_style: str = "default",
     ) -> None:
         super().__init__()
         self.n_agents = integer_at_least("n_agents", n_agents, 1)
         check_choice("observation", observation, OBSERVATION_MODES)
         check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        check_choice("prompt_style", prompt_style, PROMPT_STYLES)
+        self.prompt_style = prompt_style
         self.max_action_chars = integer_at_least("max_action_chars", max_action_chars, 1)
         self.max_tokens = integer_at_least("max_tokens", max_tokens, 1)
         if token_counter is not None and not callable(token_counter):
@@ -261,7 +267,9 @@ class SPGGEnv(AECEnv):
         key = (position, len(visible))
         if key not in self._prompts:
             assert self.problem is not None
-            text = self.task.render_prompt(self.problem, visible, position, self.n_agents)
+            text = self.task.render_prompt(
+                self.problem, visible, position, self.n_agents, style=self.prompt_style
+            )
             self._prompts[key] = sanitize_prompt(text)
         return self._prompts[key]
 

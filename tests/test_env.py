@@ -7,6 +7,7 @@ import pettingzoo
 import pytest
 
 import spgg_env
+from spgg_env import prompts
 from spgg_env.env import MAX_PROMPT_CHARS, REPLACEMENT, SPGGEnv, approx_token_count
 from spgg_env.mechanism import make_mechanism
 from spgg_env.tasks import Problem, Score, Task
@@ -50,6 +51,21 @@ def test_visibility(observation, seen_by_last):
         assert (text in obs["prompt"]) == (text in seen_by_last)
     assert env.unwrapped.problem.question in obs["prompt"]
     assert env.observation_space("agent_2").contains(obs)
+
+
+@pytest.mark.parametrize(("observation", "seen_by_last"),
+                         [("partial", ["B-text"]), ("full", ["A-text", "B-text"])])
+def test_compact_prompt_is_the_task_and_the_visible_contributions_only(observation, seen_by_last):
+    env = make(observation=observation, prompt_style="compact")
+    question = env.unwrapped.problem.question
+    assert env.observe("agent_0")["prompt"] == question
+    env.step("A-text")
+    env.step("B-text")
+    prompt = env.observe("agent_2")["prompt"]
+    assert prompt == question + "".join(f"\n\nAnother agent answered:\n{t}" for t in seen_by_last)
+    default = make(observation=observation)
+    assert env.task.instruction in default.observe("agent_0")["prompt"]
+    assert prompts.template_hash("compact") != prompts.template_hash()
 
 
 def test_simultaneous_mechanism_hides_predecessors():
@@ -239,6 +255,7 @@ def test_render_ansi_shows_the_transcript():
         ({"task": "chess"}, "chess"),
         ({"render_mode": "rgb_array"}, "rgb_array"),
         ({"split": "valid"}, "valid"),
+        ({"prompt_style": "terse"}, "terse"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 CONFIGS = [
     {"task": "arith", "observation": "partial"},
     {"task": "arith", "observation": "full"},
+    {"task": "arith", "observation": "full", "prompt_style": "compact"},
     {"task": "arith", "mechanism": "pgg"},
     {"task": "scalar", "observation": "partial"},
     {"task": "scalar", "observation": "full"},

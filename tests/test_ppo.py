@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,21 @@ def test_cli_options_map_onto_the_config(tmp_path: Path) -> None:
     assert args.func is train_cli.main
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "ppo", "--bf16", "maybe"])
+
+
+def test_prompt_styles_example_measures_every_style(tiny_model: str, monkeypatch, capsys) -> None:
+    """examples/prompt_styles.py on the tiny model: one row per style, scores in [0, 1]."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "prompt_styles.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--model", tiny_model, "--problems", "3",
+                                      "--max-new-tokens", "3", "--threads", "1"])
+    threads = torch.get_num_threads()
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        torch.set_num_threads(threads)
+    results = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert list(results) == ["default", "compact"]
+    for row in results.values():
+        assert 0.0 <= row["group_score"] <= 1.0
+        assert 0.0 < row["tokens"] <= 3.0
+        assert row["reward"] < 0.0  # the untrained random model pays costs and the penalty

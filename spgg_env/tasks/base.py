@@ -143,6 +143,7 @@ class Task(ABC):
         visible: Sequence[tuple[int, str]],
         position: int,
         n_agents: int,
+        style: str = "default",
     ) -> str:
         """Render what the agent at ``position`` sees.
 
@@ -152,6 +153,7 @@ class Task(ABC):
                 may see (the previous one in partial observation, all in full observation).
             position: 0-based position of the acting agent.
             n_agents: Number of agents in the game.
+            style: One of :data:`spgg_env.prompts.PROMPT_STYLES`.
         """
         return prompts.render(
             instruction=self.instruction,
@@ -159,6 +161,7 @@ class Task(ABC):
             visible=visible,
             position=position,
             n_agents=n_agents,
+            style=style,
         )
 
     # --------------------------------------------------------------- scoring
