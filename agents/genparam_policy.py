@@ -25,6 +25,7 @@ entropy coefficient 0.02, early stop once the approximate KL ``E[(r - 1) - log r
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import os
 import tempfile
@@ -454,6 +455,11 @@ class GenParamLearner:
         config: PPO settings.
         seed: Seeds the networks, the sampling of ``z`` and the episodes.
         system_prompt: Optional system message before each prompt.
+        train_uids: Problems to train on (uids of the envs' split); iteration t draws one per
+            env with ``numpy.random.default_rng([seed, t])``. ``None``: each env draws from its
+            whole split. Use it to keep benchmark problems out of training.
+        embedder_spec: How to rebuild ``embedder`` at inference (``model``, ``dtype``,
+            ``max_length``), stored in checkpoints; derived for the default embedder.
     """
 
     def __init__(
@@ -466,6 +472,8 @@ class GenParamLearner:
         config: GenParamConfig | None = None,
         seed: int = 0,
         system_prompt: str | None = None,
+        train_uids: Sequence[str] | None = None,
+        embedder_spec: dict[str, Any] | None = None,
     ) -> None:
         if not envs:
             raise ValueError("GenParamLearner needs at least one env")
@@ -475,10 +483,16 @@ class GenParamLearner:
         self.n_agents = len(base.possible_agents)
         self.ranges = ranges or ParamRanges()
         self.config = config or GenParamConfig()
-        self.encoder = StateEncoder(
-            embedder if embedder is not None else TextEmbedder(),
-            self.n_agents, base.max_tokens, backend.count_tokens,
-        )
+        if embedder is None:
+            embedder = TextEmbedder()
+            embedder_spec = {"model": "embedded", "dtype": "float32",
+                             "max_length": embedder.max_length}
+        self.embedder_spec = embedder_spec
+        self.encoder = StateEncoder(embedder, self.n_agents, base.max_tokens,
+                                    backend.count_tokens)
+        self.train_uids = list(train_uids) if train_uids is not None else None
+        if self.train_uids == []:
+            raise ValueError("train_uids is empty: give at least one problem uid, or None")
         torch.manual_seed(seed)
         self.policies = nn.ModuleList(
             GenParamPolicy(self.encoder.dim, self.ranges, self.config)
@@ -505,13 +519,15 @@ class GenParamLearner:
         max_tokens: int = 192,
         seed: int = 0,
         config: GenParamConfig | None = None,
+        train_uids: Sequence[str] | None = None,
         **env_options: Any,
     ) -> GenParamLearner:
         """A learner on ``task`` with a local transformers model (default: the embedded one).
 
         The state embedder reuses the backend's frozen transformer body, so one model is
         loaded; ``max_new_tokens`` ranges over ``[16, max_tokens]`` starting at its middle, and
-        the env counts effort in the model's own tokens.
+        the env counts effort in the model's own tokens. ``train_uids``: see the class;
+        ``env_options`` go to ``aec_env`` (e.g. ``split="train"``).
         """
         from spgg_env.agents.transformers_backend import TransformersBackend
         from spgg_env.env import aec_env
@@ -527,7 +543,10 @@ class GenParamLearner:
             max_new_tokens=(16, max_tokens),
             initial={**ParamRanges().initial, "max_new_tokens": (16 + max_tokens) // 2},
         )
-        return cls(envs, backend, embedder, ranges=ranges, config=config, seed=seed)
+        spec = {"model": str(model), "dtype": str(backend.dtype).removeprefix("torch."),
+                "max_length": embedder.max_length}
+        return cls(envs, backend, embedder, ranges=ranges, config=config, seed=seed,
+                   train_uids=train_uids, embedder_spec=spec)
 
     def _states(self, position: int, views: list[tuple[str, list[str]]]) -> torch.Tensor:
         return self.encoder.encode([v[0] for v in views], [position] * len(views),
@@ -544,8 +563,15 @@ class GenParamLearner:
             return self.ranges.to_params(z)
 
         episode_seed = self.seed * 1_000_003 + self.iteration * len(self.envs)
+        reset_options = None
+        if self.train_uids is not None:
+            rng = np.random.default_rng([self.seed, self.iteration])
+            picks = rng.choice(len(self.train_uids), size=len(self.envs),
+                               replace=len(self.train_uids) < len(self.envs))
+            reset_options = [{"problem_uid": self.train_uids[int(k)]} for k in picks]
         steps = play_text_episodes(self.envs, self.backend, choose, seed=episode_seed,
-                                   system_prompt=self.system_prompt)
+                                   system_prompt=self.system_prompt,
+                                   reset_options=reset_options)
         for i in range(self.n_agents):
             record[i]["rewards"] = torch.tensor([s[i].reward for s in steps], dtype=torch.float32)
         return record, steps
@@ -603,9 +629,35 @@ class GenParamLearner:
             writer.close()
         return self.history
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: networks, optimisers, generator, history, config."""
+    def inference_spec(self) -> dict[str, Any]:
+        """What inference needs besides the weights (read by
+        :func:`spgg_env.agents.genparam_inference.load_inference_policy`): the state encoder's
+        embedder, ``n_agents`` and ``max_tokens``, the state size, the ranges, and the setting
+        trained for (task, split, observation, mechanism)."""
+        base = self.envs[0].unwrapped
+        ranges = {name: list(getattr(self.ranges, name)) for name in PARAM_NAMES}
         return {
+            "format": "spgg-genparam/1",
+            "task": base.task.name,
+            "split": base.split,
+            "observation": base.observation_mode,
+            "mechanism": base.mechanism.name,
+            "n_agents": self.n_agents,
+            "max_tokens": self.encoder.max_tokens,
+            "state_dim": self.encoder.dim,
+            "ranges": {**ranges, "initial": dict(self.ranges.initial)},
+            "embedder": self.embedder_spec,
+            "train_problems": None if self.train_uids is None else {
+                "n": len(self.train_uids),
+                "uids_sha256": hashlib.sha256("\n".join(self.train_uids).encode()).hexdigest(),
+            },
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume (networks, optimisers, generator, history, config) and
+        to run the policy alone (``inference``: :meth:`inference_spec`)."""
+        return {
+            "inference": self.inference_spec(),
             "policies": self.policies.state_dict(),
             "optimizers": [o.state_dict() for o in self.optimizers],
             "generator": self.generator.get_state(),

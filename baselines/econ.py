@@ -10,8 +10,11 @@ Cost: ``executors + 2`` calls per problem. **ECON-static** gives every executor 
 parameters (the config's decoding parameters, optionally overridden per executor with
 ``executor_params``). **ECON-learned** takes per-executor parameters from a trained
 generation-parameter policy (``policy_checkpoint``; see
-:func:`~spgg_env.baselines.methods.load_params_policy`). The original paper's belief networks
-and QMIX mixer are the learner's business; this module is the inference protocol.
+:func:`~spgg_env.baselines.methods.load_params_policy`): executor i is agent i of a checkpoint
+trained with ``executors`` agents and observation ``"none"`` (executors answer independently);
+its state is the problem statement and its position (see
+:meth:`Econ.executor_generation_params`). The original paper's belief networks and QMIX mixer
+are the learner's business; this module is the inference protocol.
 """
 
 from __future__ import annotations
@@ -101,7 +104,11 @@ class Econ(Method):
         self.executors = executors
         self.executor_params = [dict(p) for p in executor_params] if executor_params else None
         self.policy_checkpoint = policy_checkpoint
-        self.policy = load_params_policy(policy_checkpoint) if policy_checkpoint else None
+        self.policy = None
+        if policy_checkpoint:
+            self.policy = load_params_policy(
+                policy_checkpoint, n_agents=executors, observation="none"
+            )
         self.max_chars = int(max_chars)
 
     def options(self) -> dict[str, Any]:
@@ -112,12 +119,24 @@ class Econ(Method):
             "max_chars": self.max_chars,
         }
 
-    def executor_generation_params(
-        self, task: Task, problem: Problem, prompt: str, params: GenerationParams
-    ) -> list[GenerationParams]:
-        """Each executor's generation parameters (static overrides or the learned policy)."""
+    def prepare(self, task: Task, problems: Sequence[Problem], rng: np.random.Generator) -> None:
+        """Refuse a policy trained on another task."""
         if self.policy is not None:
-            return [self.policy(prompt, i, self.executors) for i in range(self.executors)]
+            self.policy.expect(task=task.name)
+
+    def executor_generation_params(
+        self, task: Task, problem: Problem, params: GenerationParams
+    ) -> list[GenerationParams]:
+        """Each executor's generation parameters (static overrides or the learned policy).
+
+        The learned policy's state for executor i is the problem statement, position i and no
+        visible contribution: executors answer independently, none sees another's answer, so
+        the policy is trained as ``executors`` agents with observation ``"none"``. The
+        coordinator's strategy is not part of the state (no training env has a coordinator).
+        """
+        if self.policy is not None:
+            return [self.policy(problem.question, [], i, self.executors)
+                    for i in range(self.executors)]
         if self.executor_params is not None:
             return [dataclasses.replace(params, **over) for over in self.executor_params]
         return [params] * self.executors
@@ -132,7 +151,7 @@ class Econ(Method):
         executor_text = EXECUTOR_TEMPLATE.format(
             task=task_text, strategy=clip(strategy.text, self.max_chars)
         )
-        executor_params = self.executor_generation_params(task, problem, executor_text, params)
+        executor_params = self.executor_generation_params(task, problem, params)
         replies = yield [
             Request(user(executor_text), p, f"executor_{i + 1}")
             for i, p in enumerate(executor_params)

@@ -24,10 +24,10 @@ import importlib
 import json
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -119,12 +119,17 @@ class Method(ABC):
         return {}
 
     def describe(self) -> dict[str, Any]:
-        """Name, options and prompt-template hashes, for result files."""
-        return {
+        """Name, options and prompt-template hashes, for result files; and, for a method that
+        uses a trained policy (``self.policy``), the policy's identity (checkpoint SHA-256)."""
+        out = {
             "name": self.name,
             "options": self.options(),
             "template_hashes": template_hashes(self.templates),
         }
+        policy = getattr(self, "policy", None)
+        if policy is not None:
+            out["policy"] = policy.describe()
+        return out
 
 
 def template_hashes(templates: Mapping[str, str]) -> dict[str, str]:
@@ -172,34 +177,55 @@ def majority_vote(task: Task, problem: Problem, texts: Sequence[str]) -> tuple[i
     return keys.index(winner), dict(votes)
 
 
-#: A trained generation-parameter policy at inference: (prompt, position, n_agents) -> params.
-ParamsPolicy = Callable[[str, int, int], GenerationParams]
+class ParamsPolicy(Protocol):
+    """A trained generation-parameter policy at inference (the learners' checkpoint).
+
+    ``policy(task_text, visible, position, n_agents) -> GenerationParams``: ``task_text`` is the
+    problem statement (``Problem.question``), ``visible`` the texts of the contributions the
+    agent sees (empty when none), ``position`` its place in the order of ``n_agents``.
+    """
+
+    def __call__(
+        self, task_text: str, visible: Sequence[str], position: int, n_agents: int
+    ) -> GenerationParams: ...
+
+    def expect(self, **facts: Any) -> None:
+        """Raise ``ValueError`` if the policy was trained for other ``task``, ``observation``,
+        ``mechanism`` or ``n_agents``."""
+
+    def describe(self) -> dict[str, Any]:
+        """Its identity for result files (checkpoint path and ``sha256``, training setting)."""
 
 
-def load_params_policy(path: str | Path) -> ParamsPolicy:
+#: Where the policy loader lives (imported lazily: it needs torch and transformers).
+POLICY_LOADER = "spgg_env.agents.genparam_inference:load_inference_policy"
+
+
+def load_params_policy(path: str | Path, **expected: Any) -> ParamsPolicy:
     """Load a trained generation-parameter policy (the learners' checkpoint) for inference.
 
     Used by the "trained" MAC-SPGG ensembles and ECON-learned.
 
+    Args:
+        path: The checkpoint (relative paths are taken from the working directory).
+        expected: Facts the checkpoint must have been trained for (``n_agents``,
+            ``observation``, ``mechanism``, ``task``), checked now.
+
     Raises:
         FileNotFoundError: If the checkpoint does not exist.
-        ValueError: If this install has no generation-parameter policy module.
+        ValueError: If it is not a readable checkpoint or was trained for other facts.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"policy checkpoint {str(path)!r} does not exist; train one first or remove "
-            "`policy_checkpoint` from the method options"
+            f"policy checkpoint {str(path)!r} does not exist (relative paths start at the "
+            f"working directory {str(Path.cwd())!r}); train one with `spgg train genparam`, "
+            "run from the folder the path is relative to, or remove `policy_checkpoint` from "
+            "the method options"
         )
-    module = importlib.import_module("spgg_env.agents.genparam_policy")
-    loader = getattr(module, "load_inference_policy", None)
-    if loader is None:
-        raise ValueError(
-            f"cannot use policy checkpoint {str(path)!r}: spgg_env.agents.genparam_policy has "
-            "no load_inference_policy(path) -> (prompt, position, n_agents) -> GenerationParams "
-            "yet; run the untrained method instead"
-        )
-    return loader(path)
+    module_name, function = POLICY_LOADER.split(":")
+    loader = getattr(importlib.import_module(module_name), function)
+    return loader(path, **expected)
 
 
 #: name -> "module:Class" (modules load lazily).

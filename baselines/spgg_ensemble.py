@@ -9,7 +9,10 @@ The last contribution is the group's final answer. Cost: n calls per problem, on
 
 *Untrained* ensembles decode every agent with the config's parameters; *trained* ones take each
 agent's generation parameters from a trained policy (``policy_checkpoint``, see
-:func:`~spgg_env.baselines.methods.load_params_policy`).
+:func:`~spgg_env.baselines.methods.load_params_policy`): agent i's state is the problem
+statement, its position and the contributions it sees, as in training. The checkpoint must have
+been trained for the same number of agents, observation, mechanism and task (checked), and the
+result file records its SHA-256 (``method.policy``).
 
 The env's end-of-episode ``info`` (each contribution's score, the group score, the mechanism's
 rewards) goes into the episode record's details; no decision uses it.
@@ -17,7 +20,7 @@ rewards) goes into the episode record's details; no decision uses it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,7 +68,12 @@ class SpggEnsemble(Method):
         self.mechanism_params = dict(mechanism_params or {})
         self.mechanism = make_mechanism(mechanism, **self.mechanism_params)
         self.policy_checkpoint = policy_checkpoint
-        self.policy = load_params_policy(policy_checkpoint) if policy_checkpoint else None
+        self.policy = None
+        if policy_checkpoint:
+            seen = observation if self.mechanism.sequential else "none"
+            self.policy = load_params_policy(
+                policy_checkpoint, n_agents=agents, observation=seen, mechanism=mechanism
+            )
 
     def options(self) -> dict[str, Any]:
         return {
@@ -75,6 +83,11 @@ class SpggEnsemble(Method):
             "mechanism_params": self.mechanism_params,
             "policy_checkpoint": self.policy_checkpoint,
         }
+
+    def prepare(self, task: Task, problems: Sequence[Problem], rng: np.random.Generator) -> None:
+        """Refuse a policy trained on another task."""
+        if self.policy is not None:
+            self.policy.expect(task=task.name)
 
     def solve(
         self, task: Task, problem: Problem, params: GenerationParams, rng: np.random.Generator
@@ -90,7 +103,10 @@ class SpggEnsemble(Method):
         for position in range(self.agents):
             agent = env.agent_selection
             prompt = env.observe(agent)["prompt"]
-            agent_params = self.policy(prompt, position, self.agents) if self.policy else params
+            agent_params = params
+            if self.policy is not None:  # the state: task, position and what this agent sees
+                visible = [text for _, text in env.visible(position)]
+                agent_params = self.policy(problem.question, visible, position, self.agents)
             (reply,) = yield [Request(user(prompt), agent_params, agent)]
             env.step(reply.text)
             used.append(agent_params.to_dict())

@@ -531,7 +531,8 @@ def load_result(
     Checks: schema; the episode file against its SHA-256 and episode count; every record's
     fields; one record per (seed, problem) in the split's order, none missing or extra; a full
     run (no ``limit``) unless ``allow_partial``; the split hash against the pinned split (or,
-    for a task's own split, the task's data); every stored aggregate against the records.
+    for a task's own split, the task's data); a trained method's policy checkpoint against its
+    SHA-256; every stored aggregate against the records.
 
     Returns:
         ``{"path", "header", "records"}``.
@@ -554,6 +555,7 @@ def load_result(
         raise ResultError(folder, [f"the header lacks {absent}"])
     problems = _check_records(header, records, allow_partial)
     problems += _check_split(header, splits_dir)
+    problems += _check_policy(header)
     if not any("field" in p for p in problems) and records:
         config = header["config"]
         recomputed = aggregate(
@@ -607,6 +609,25 @@ def _check_records(
     for key in sorted(set(expected) - seen):
         problems.append(f"missing episode seed={key[0]} uid={expected[key]!r}")
     return problems
+
+
+def _check_policy(header: Mapping[str, Any]) -> list[str]:
+    """A result of a trained method names its policy checkpoint and the file's SHA-256
+    (``method.policy``); the checkpoint (relative paths: from the working directory, else the
+    repository root) must still have that hash."""
+    policy = header.get("method", {}).get("policy")
+    if not policy:
+        return []
+    path = Path(policy["checkpoint"])
+    found = next((p for p in (path, REPO_ROOT / path) if p.is_file()), None)
+    if found is None:
+        return [f"policy checkpoint {policy['checkpoint']!r} is not here (looked in the working "
+                f"directory and {str(REPO_ROOT)!r}): the trained policy cannot be verified"]
+    digest = hashlib.sha256(found.read_bytes()).hexdigest()
+    if digest != policy["sha256"]:
+        return [f"policy checkpoint {str(found)!r} has SHA-256 {digest} but the result was made "
+                f"with {policy['sha256']}: the policy changed since the run"]
+    return []
 
 
 def _check_split(header: Mapping[str, Any], splits_dir: str | Path | None) -> list[str]:

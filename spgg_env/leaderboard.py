@@ -143,6 +143,7 @@ def board_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "name": header["config"]["name"],
                 "method": header["config"]["method"],
                 "model": EMBEDDED_LABEL if model == "embedded" else str(model),
+                "policy": header.get("method", {}).get("policy"),
                 "wall_s_per_problem": wall,
                 **agg,
             }
@@ -193,8 +194,25 @@ NOTE = (
 )
 
 
+#: The trained-policy table: title and cell of each column.
+POLICY_COLUMNS = (
+    ("Submission", lambda row, p: row["name"]),
+    ("Policy checkpoint", lambda row, p: p["checkpoint"]),
+    ("SHA-256 (verified)", lambda row, p: p["sha256"][:16]),
+    ("Trained on", lambda row, p: f"{p['task']} {p['split']}, {p['observation']} obs., "
+                                  f"{p['n_agents']} agents, {p['iterations']} PPO iterations"),
+)
+
+
+def _policy_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """One line of :data:`POLICY_COLUMNS` cells per submission that used a trained policy."""
+    return [[cell(row, row["policy"]) for _, cell in POLICY_COLUMNS]
+            for row in rows if row.get("policy")]
+
+
 def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The board as Markdown: one table per task."""
+    """The board as Markdown: one table per task; then, if any submission used a trained
+    policy, which checkpoint (its SHA-256, checked against the file by the verification)."""
     lines = ["# spgg_env leaderboard", "", NOTE, "", "![cost-quality frontier](frontier.png)", ""]
     for task, group in _by_task(rows).items():
         lines += [f"## {task}", ""]
@@ -202,6 +220,13 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append("|" + "---|" * len(COLUMNS))
         for row in group:
             lines.append("| " + " | ".join(_cell(row, k, f) for k, _, f in COLUMNS) + " |")
+        lines.append("")
+    policies = _policy_rows(rows)
+    if policies:
+        lines += ["## Trained policies", ""]
+        lines.append("| " + " | ".join(title for title, _ in POLICY_COLUMNS) + " |")
+        lines.append("|" + "---|" * len(POLICY_COLUMNS))
+        lines += ["| " + " | ".join(cells) + " |" for cells in policies]
         lines.append("")
     return "\n".join(lines)
 
@@ -226,6 +251,14 @@ def render_html(rows: Sequence[Mapping[str, Any]]) -> str:
         for row in group:
             cells = "".join(f"<td>{html.escape(_cell(row, k, f))}</td>" for k, _, f in COLUMNS)
             parts.append(f"<tr>{cells}</tr>")
+        parts.append("</table>")
+    policies = _policy_rows(rows)
+    if policies:
+        parts.append("<h2>Trained policies</h2><table><tr>")
+        parts += [f"<th>{html.escape(title)}</th>" for title, _ in POLICY_COLUMNS]
+        parts.append("</tr>")
+        for cells in policies:
+            parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -126,22 +126,52 @@ def test_missing_policy_checkpoint_is_a_clear_error(tmp_path):
         make_method("econ", policy_checkpoint=str(tmp_path / "none.pt"))
 
 
-def test_trained_variants_take_each_agents_params_from_the_policy(tmp_path, monkeypatch):
+class FakePolicy:
+    """Stands in for a trained checkpoint: temperature 0.1 * (position + 1); records its calls."""
+
+    def __init__(self, path, **expected):
+        self.expected, self.seen, self.checked = expected, [], []
+
+    def __call__(self, task_text, visible, position, n_agents):
+        self.seen.append((task_text, list(visible), position, n_agents))
+        return GenerationParams(temperature=0.1 * (position + 1))
+
+    def expect(self, **facts):
+        self.checked.append(facts)
+
+    def describe(self):
+        return {"checkpoint": "trained.pt", "sha256": "ab" * 32}
+
+
+def test_trained_variants_take_each_agents_params_from_the_policy(monkeypatch):
     import spgg_env.baselines.econ as econ
     import spgg_env.baselines.spgg_ensemble as spgg_ensemble
 
-    def fake_policy(path):
-        return lambda prompt, position, n: GenerationParams(temperature=0.1 * (position + 1))
-
-    monkeypatch.setattr(spgg_ensemble, "load_params_policy", fake_policy)
-    monkeypatch.setattr(econ, "load_params_policy", fake_policy)
-    _, _, backend, record = solve("spgg", agents=3, policy_checkpoint="trained.pt")
+    monkeypatch.setattr(spgg_ensemble, "load_params_policy", FakePolicy)
+    monkeypatch.setattr(econ, "load_params_policy", FakePolicy)
+    method = make_method("spgg", agents=3, policy_checkpoint="trained.pt")
+    assert method.policy.expected == {"n_agents": 3, "observation": "partial",
+                                      "mechanism": "mac-spgg"}
+    assert method.describe()["policy"]["sha256"] == "ab" * 32
+    task, backend = arith_setup()
+    problem = task.problems("test")[0]
+    record = run_episode(method, task, problem, backend, GREEDY, seed=0)
     assert [p.temperature for p in backend.params] == pytest.approx([0.1, 0.2, 0.3])
     assert [p["temperature"] for p in record["details"]["agent_params"]] == pytest.approx(
         [0.1, 0.2, 0.3]
     )
-    _, _, backend, _ = solve("econ", executors=2, policy_checkpoint="trained.pt")
+    # the state: the problem statement, the position, and (partial observation) agent i-1's text
+    texts = [call["text"] for call in record["calls"]]
+    assert method.policy.seen == [(problem.question, [], 0, 3), (problem.question, texts[:1], 1, 3),
+                                  (problem.question, texts[1:2], 2, 3)]
+    assert method.policy.checked == [{"task": "arith"}]
+
+    method = make_method("econ", executors=2, policy_checkpoint="trained.pt")
+    assert method.policy.expected == {"n_agents": 2, "observation": "none"}
+    task, backend = arith_setup()
+    run_episode(method, task, problem, backend, GREEDY, seed=0)
     assert [p.temperature for p in backend.params] == pytest.approx([0.0, 0.1, 0.2, 0.0])
+    assert method.policy.seen == [(problem.question, [], 0, 2), (problem.question, [], 1, 2)]
 
 
 def test_few_shot_pool_falls_back_to_unevaluated_test_problems(monkeypatch):
