@@ -98,13 +98,13 @@ class ParamRanges:
 
     def values(self, z: torch.Tensor) -> torch.Tensor:
         """The bounded map ``low + (high - low) * sigmoid(z)``, unrounded, shape ``(..., 6)``."""
-        low, high = self.bounds()
+        low, high = (bound.to(z.device) for bound in self.bounds())
         return low + (high - low) * torch.sigmoid(z)
 
     def to_params(self, z: torch.Tensor) -> list[GenerationParams]:
         """One :class:`GenerationParams` per row of ``z`` (shape ``(batch, 6)``)."""
         out = []
-        for row in self.values(z.detach().reshape(-1, len(PARAM_NAMES))).tolist():
+        for row in self.values(z.detach().cpu().reshape(-1, len(PARAM_NAMES))).tolist():
             kwargs: dict[str, Any] = dict(zip(PARAM_NAMES, row, strict=True))
             for name in INTEGER_PARAMS:
                 kwargs[name] = int(round(kwargs[name]))
@@ -127,6 +127,9 @@ class TextEmbedder:
         max_length: Texts are cut to this many tokens (from the left: the end of a prompt
             holds the newest context).
         batch_size: Texts embedded per forward pass.
+        device: Where the model runs: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
+            ``"cuda"``...; ``None`` (default) keeps a ready model where it is and loads a folder
+            on ``"auto"``. Embeddings come back on the CPU either way.
     """
 
     def __init__(
@@ -136,8 +139,11 @@ class TextEmbedder:
         *,
         max_length: int = 256,
         batch_size: int = 16,
+        device: str | None = None,
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
+
+        from spgg_env.agents.transformers_backend import resolve_device
 
         if isinstance(model, str | Path):
             path = str(model)
@@ -147,9 +153,13 @@ class TextEmbedder:
                 path = str(embedded_model_path())
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
             model = AutoModel.from_pretrained(path, dtype=torch.float32)
+            device = device or "auto"
         if tokenizer is None:
             raise ValueError("a ready model needs its tokenizer: TextEmbedder(model, tokenizer)")
+        if device is not None:
+            model = model.to(resolve_device(device))
         self.model = model.eval().requires_grad_(False)
+        self.device = next(model.parameters()).device
         self.tokenizer = copy.deepcopy(tokenizer)  # a backend's shared tokenizer stays as it was
         self.tokenizer.truncation_side = "left"
         if self.tokenizer.pad_token is None:
@@ -171,12 +181,12 @@ class TextEmbedder:
                 padding=True,
                 truncation=True,
                 max_length=self.max_length,
-            )
+            ).to(self.device)
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-            for text, vector in zip(chunk, pooled.numpy(), strict=True):
+            for text, vector in zip(chunk, pooled.cpu().numpy(), strict=True):
                 self._cache[text] = vector
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -285,7 +295,8 @@ class GenParamPolicy(nn.Module):
         if deterministic:
             z = dist.mean
         else:
-            noise = torch.randn(dist.mean.shape, generator=generator)
+            # drawn on the CPU generator: the same noise on every device
+            noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean.device)
             z = dist.mean + dist.stddev * noise
         return z, dist.log_prob(z).sum(-1), value
 
@@ -323,7 +334,7 @@ def ppo_update(
              "clip_frac": 0.0, "epochs": 0.0}
     steps = 0
     for epoch in range(config.epochs):
-        order = torch.randperm(size, generator=generator)
+        order = torch.randperm(size, generator=generator).to(states.device)
         for start in range(0, size, config.minibatch_size):
             idx = order[start : start + config.minibatch_size]
             dist, value = policy(states[idx])
@@ -455,6 +466,9 @@ class GenParamLearner:
         config: PPO settings.
         seed: Seeds the networks, the sampling of ``z`` and the episodes.
         system_prompt: Optional system message before each prompt.
+        device: Where the policies train: ``"auto"`` (CUDA when available, else CPU),
+            ``"cpu"``, ``"cuda"``... The random generator stays on the CPU, so a seed draws
+            the same ``z`` noise and minibatch order on every device.
         train_uids: Problems to train on (uids of the envs' split); iteration t draws one per
             env with ``numpy.random.default_rng([seed, t])``. ``None``: each env draws from its
             whole split. Use it to keep benchmark problems out of training.
@@ -472,9 +486,12 @@ class GenParamLearner:
         config: GenParamConfig | None = None,
         seed: int = 0,
         system_prompt: str | None = None,
+        device: str = "auto",
         train_uids: Sequence[str] | None = None,
         embedder_spec: dict[str, Any] | None = None,
     ) -> None:
+        from spgg_env.agents.transformers_backend import resolve_device
+
         if not envs:
             raise ValueError("GenParamLearner needs at least one env")
         self.envs = list(envs)
@@ -494,10 +511,11 @@ class GenParamLearner:
         if self.train_uids == []:
             raise ValueError("train_uids is empty: give at least one problem uid, or None")
         torch.manual_seed(seed)
+        self.device = resolve_device(device)
         self.policies = nn.ModuleList(
             GenParamPolicy(self.encoder.dim, self.ranges, self.config)
             for _ in range(self.n_agents)
-        )
+        ).to(self.device)
         self.optimizers = [torch.optim.Adam(p.parameters(), lr=self.config.lr)
                            for p in self.policies]
         self.generator = torch.Generator().manual_seed(seed)
@@ -519,6 +537,7 @@ class GenParamLearner:
         max_tokens: int = 192,
         seed: int = 0,
         config: GenParamConfig | None = None,
+        device: str = "auto",
         train_uids: Sequence[str] | None = None,
         **env_options: Any,
     ) -> GenParamLearner:
@@ -526,13 +545,14 @@ class GenParamLearner:
 
         The state embedder reuses the backend's frozen transformer body, so one model is
         loaded; ``max_new_tokens`` ranges over ``[16, max_tokens]`` starting at its middle, and
-        the env counts effort in the model's own tokens. ``train_uids``: see the class;
-        ``env_options`` go to ``aec_env`` (e.g. ``split="train"``).
+        the env counts effort in the model's own tokens. ``device`` places the model, the
+        embedder and the policies (``"auto"``: CUDA when available). ``train_uids``: see the
+        class; ``env_options`` go to ``aec_env`` (e.g. ``split="train"``).
         """
         from spgg_env.agents.transformers_backend import TransformersBackend
         from spgg_env.env import aec_env
 
-        backend = TransformersBackend(model, seed=seed)
+        backend = TransformersBackend(model, seed=seed, device=device)
         embedder = TextEmbedder(backend.model.base_model, backend.tokenizer)
         envs = [
             aec_env(task=task, n_agents=n_agents, observation=observation, mechanism=mechanism,
@@ -546,11 +566,12 @@ class GenParamLearner:
         spec = {"model": str(model), "dtype": str(backend.dtype).removeprefix("torch."),
                 "max_length": embedder.max_length}
         return cls(envs, backend, embedder, ranges=ranges, config=config, seed=seed,
-                   train_uids=train_uids, embedder_spec=spec)
+                   device=device, train_uids=train_uids, embedder_spec=spec)
 
     def _states(self, position: int, views: list[tuple[str, list[str]]]) -> torch.Tensor:
-        return self.encoder.encode([v[0] for v in views], [position] * len(views),
-                                   [v[1] for v in views])
+        states = self.encoder.encode([v[0] for v in views], [position] * len(views),
+                                     [v[1] for v in views])
+        return states.to(self.device)
 
     def collect(self, deterministic: bool = False) -> tuple[list[dict[str, torch.Tensor]], list]:
         """Play one lockstep batch; return per-agent PPO batches and the raw steps."""
@@ -573,7 +594,8 @@ class GenParamLearner:
                                    system_prompt=self.system_prompt,
                                    reset_options=reset_options)
         for i in range(self.n_agents):
-            record[i]["rewards"] = torch.tensor([s[i].reward for s in steps], dtype=torch.float32)
+            record[i]["rewards"] = torch.tensor([s[i].reward for s in steps],
+                                                dtype=torch.float32, device=self.device)
         return record, steps
 
     def train_step(self) -> dict[str, Any]:
@@ -675,8 +697,9 @@ class GenParamLearner:
         os.replace(tmp.name, path)
 
     def load(self, path: str | Path) -> None:
-        """Restore a :meth:`save` checkpoint."""
-        state = torch.load(path, weights_only=False)
+        """Restore a :meth:`save` checkpoint, written on any device (it loads on the CPU, then
+        the weights and optimiser state are copied to this learner's device)."""
+        state = torch.load(path, map_location="cpu", weights_only=False)
         self.policies.load_state_dict(state["policies"])
         for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
