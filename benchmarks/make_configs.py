@@ -2,8 +2,10 @@
 
 One YAML per (task, method) in ``benchmarks/configs/``: every comparison method on the pinned
 ``tiny-v1`` split with the embedded SmolLM2-135M-Instruct (bf16, greedy). The "trained"
-variants (MAC-SPGG with a trained generation-parameter policy, ECON-learned) name a policy
-checkpoint under ``leaderboard/checkpoints/`` and run only once one exists.
+variants (MAC-SPGG with a trained generation-parameter policy, ECON-learned) name the policy
+``leaderboard/policies/<task>/<setting>/policy.pt`` that ``leaderboard/policies/train.sh``
+trains (setting ``spgg-po``, ``spgg-fo`` or ``econ``); paths are relative to the repository
+root, where ``spgg bench run`` is run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import yaml
 
 OUT = Path(__file__).resolve().parent / "configs"
 TASKS = {"mmlu": 64, "gsm8k": 64, "humaneval": 96}  # task -> max_new_tokens
-CHECKPOINTS = "leaderboard/checkpoints"
+POLICIES = "leaderboard/policies"
 
 METHODS: dict[str, tuple[str, dict]] = {
     "zero-shot": ("single_agent", {}),
@@ -26,10 +28,11 @@ METHODS: dict[str, tuple[str, dict]] = {
     "spgg-po": ("spgg", {"agents": 3, "observation": "partial"}),
     "spgg-fo": ("spgg", {"agents": 3, "observation": "full"}),
 }
-TRAINED: dict[str, tuple[str, dict]] = {
-    "econ-learned": ("econ", {"executors": 2}),
-    "spgg-po-trained": ("spgg", {"agents": 3, "observation": "partial"}),
-    "spgg-fo-trained": ("spgg", {"agents": 3, "observation": "full"}),
+#: label -> (method, options, the policy's setting folder)
+TRAINED: dict[str, tuple[str, dict, str]] = {
+    "econ-learned": ("econ", {"executors": 2}, "econ"),
+    "spgg-po-trained": ("spgg", {"agents": 3, "observation": "partial"}, "spgg-po"),
+    "spgg-fo-trained": ("spgg", {"agents": 3, "observation": "full"}, "spgg-fo"),
 }
 
 
@@ -54,8 +57,8 @@ def main() -> None:
     for task, tokens in TASKS.items():
         for label, (method, options) in METHODS.items():
             write(submission(task, label, method, options, tokens))
-        for label, (method, options) in TRAINED.items():
-            checkpoint = f"{CHECKPOINTS}/{task}-{label}.pt"
+        for label, (method, options, setting) in TRAINED.items():
+            checkpoint = f"{POLICIES}/{task}/{setting}/policy.pt"
             write(submission(task, label, method, {**options, "policy_checkpoint": checkpoint},
                              tokens))  # fmt: skip
 
