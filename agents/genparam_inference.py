@@ -143,7 +143,8 @@ class InferencePolicy:
 
     def describe(self) -> dict[str, Any]:
         """Identity of the policy for result files: path, SHA-256 and training setting."""
-        keys = ("task", "split", "observation", "mechanism", "n_agents", "max_tokens", "embedder")
+        keys = ("task", "split", "train_problems", "observation", "mechanism", "n_agents",
+                "max_tokens", "embedder")
         return {"checkpoint": self.path, "sha256": self.sha256, "iterations": self.iterations,
                 **{key: self.spec.get(key) for key in keys}}
 

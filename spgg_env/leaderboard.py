@@ -199,9 +199,16 @@ POLICY_COLUMNS = (
     ("Submission", lambda row, p: row["name"]),
     ("Policy checkpoint", lambda row, p: p["checkpoint"]),
     ("SHA-256 (verified)", lambda row, p: p["sha256"][:16]),
-    ("Trained on", lambda row, p: f"{p['task']} {p['split']}, {p['observation']} obs., "
-                                  f"{p['n_agents']} agents, {p['iterations']} PPO iterations"),
+    ("Trained on", lambda row, p: f"{p['task']} {p['split']}{_problems(p)}, "
+                                  f"{p['observation']} obs., {p['n_agents']} agents, "
+                                  f"{p['iterations']} PPO iterations"),
 )
+
+
+def _problems(policy: Mapping[str, Any]) -> str:
+    """`` (N problems)`` when the policy says how many problems it trained on."""
+    train = policy.get("train_problems")
+    return f" ({train['n']:,} problems)" if train else ""
 
 
 def _policy_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:

@@ -4,10 +4,10 @@
 (``leaderboard/policies/<task>/<setting>/``): PPO iterations done, the mean reward and task
 score of the first and last training batch (mean over agents), and each agent's mean
 generation parameters on the last batch (``history.json``: the policy's mean action over the
-batch's states, before that batch's update), against the untrained policy's starting point (``ParamRanges.initial``, with
-``max_new_tokens`` at the middle of its range) and the untrained leaderboard rows' greedy
-decoding. With ``--results`` it adds, per trained submission, the mean parameters its agents
-really played on the benchmark problems (from the episode records).
+batch's states, before that batch's update), against the untrained policy's starting point
+(``ParamRanges.initial``, with ``max_new_tokens`` at the middle of its range). With
+``--results`` it adds, per trained submission, the mean parameters its agents really played
+on the benchmark problems (from the episode records).
 """
 
 from __future__ import annotations
