@@ -1,6 +1,6 @@
-"""Train three LoRA agents of the embedded SmolLM2-135M with PPO on easy ``arith``.
+"""Train three LoRA agents of the embedded SmolLM2-135M with PPO on one-step ``arith``.
 
-The settings of the reported run (docs/ppo.md, runs_committed/ppo_arith/); any option of
+The settings of the reported run (docs/ppo.md, runs_committed/ppo_arith_compact/); any option of
 ``spgg train ppo`` overrides them, e.g. a quick smoke run::
 
     python examples/train_ppo_arith.py --updates 1 --episodes 2 --minibatch 2 --eval-size 2
@@ -20,21 +20,23 @@ from spgg_env.agents import train_cli
 
 DEFAULTS = {
     "task": "arith",
-    "task_options": {"difficulty": "easy"},
+    "task_options": {"difficulty": "easy", "max_steps": 1},
+    "prompt_style": "compact",
     "n_agents": 3,
-    "episodes": 8,
+    "episodes": 16,
     "minibatch": 8,
-    "epochs": 1,
-    "max_new_tokens": 16,
-    "temperature": 1.0,
-    "lr": 1e-3,
-    "beta": 0.01,
-    "eval_size": 16,
-    "eval_batch": 16,
-    "eval_every": 4,
-    "save_every": 1,
-    "updates": 200,
-    "time_limit_s": 1500.0,
+    "epochs": 2,
+    "max_new_tokens": 32,
+    "temperature": 0.7,
+    "lr": 3e-4,
+    "beta": 0.05,
+    "eval_size": 64,
+    "eval_batch": 32,
+    "eval_every": 10,
+    "save_every": 5,
+    "updates": 400,
+    "time_limit_s": 3300.0,
+    "threads": 2,
     "out_dir": "runs/ppo_arith",
 }
 
