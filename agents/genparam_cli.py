@@ -8,7 +8,7 @@ benchmark methods) into ``--out``; running the same command again resumes from t
 Also runnable as ``python -m spgg_env.agents.genparam_cli ...``.
 
 Training never sees a benchmark problem: the problems pinned in ``--holdout`` split versions
-(default ``tiny-v1`` and ``small-v1``, read from ``benchmarks/splits``) are removed from the
+(default ``tiny-v1`` and ``small-v1``, read from ``spgg_env/splits``) are removed from the
 training split when they were drawn from it.
 """
 

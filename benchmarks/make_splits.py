@@ -2,7 +2,7 @@
 
 ``small-v1``: 20 problems per task, ``tiny-v1``: 5 problems per task, each drawn from the task's
 ``test`` split with ``numpy.random.default_rng(0)`` and kept in split order, pinned by uid list
-and content hash in ``benchmarks/splits/<version>.json``. Rerunning adds tasks to the files and
+and content hash in ``spgg_env/splits/<version>.json``. Rerunning adds tasks to the files and
 checks that pinned entries still match the data (a mismatch is an error: bump the version).
 GSM8K needs ``SPGG_GSM8K_PATH`` offline; SummEval needs its data (``--summeval-path``).
 """

@@ -22,7 +22,7 @@ pinned split, or whose stored aggregates differ from those recomputed from the r
 error lists every problem found.
 
 **Splits**: a task's own split name (``test``: the full test set) or a pinned, versioned subset
-from ``benchmarks/splits/<version>.json`` (``small-v1``: 20 problems per task drawn with a
+from ``spgg_env/splits/<version>.json`` (``small-v1``: 20 problems per task drawn with a
 seeded generator from the test split, pinned by uid and content hash; see ``docs/benchmark.md``).
 """
 
@@ -58,7 +58,8 @@ CONFIG_SCHEMA = "spgg-bench-config/1"
 RESULT_FILE = "result.json"
 EPISODES_FILE = "episodes.jsonl"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SPLITS_DIR = REPO_ROOT / "benchmarks" / "splits"
+#: Pinned split files ship inside the package, so a wheel install finds them too.
+SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 
 #: Keys every result header has.
 HEADER_FIELDS = ("config", "split", "seeds", "n_episodes", "records_sha256", "aggregates", "timing")
@@ -440,7 +441,7 @@ def run_benchmark(
         results_dir: Parent folder of result directories.
         backend: A ready backend (default: built from ``config.backend``).
         task: A ready task (default: ``make_task(config.task, **config.task_options)``).
-        splits_dir: Folder of pinned split files (default ``benchmarks/splits``).
+        splits_dir: Folder of pinned split files (default ``spgg_env/splits``).
         progress: Show tqdm progress bars.
 
     Returns:
