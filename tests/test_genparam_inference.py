@@ -31,14 +31,6 @@ GREEDY = GenerationParams(max_new_tokens=32)
 TASK_TEXT = "Ann has 3 apples and buys 4 more. How many apples does she have?"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def train(folder, model: str, observation: str, n_agents: int = 2) -> GenParamLearner:
     """One PPO iteration on arith with the tiny model; checkpoint at folder/checkpoint.pt."""
     learner = GenParamLearner.for_task(
