@@ -23,7 +23,6 @@ iterations, embedder).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,18 +39,11 @@ from spgg_env.agents.genparam_policy import (
     StateEncoder,
     TextEmbedder,
 )
+from spgg_env.agents.transformers_backend import token_counter
+from spgg_env.provenance import file_sha256
 
 #: The ``inference`` block's format tag, written by ``GenParamLearner.inference_spec``.
 CHECKPOINT_FORMAT = "spgg-genparam/1"
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class InferencePolicy:
@@ -147,14 +139,6 @@ class InferencePolicy:
                 "max_tokens", "embedder")
         return {"checkpoint": self.path, "sha256": self.sha256, "iterations": self.iterations,
                 **{key: self.spec.get(key) for key in keys}}
-
-
-def token_counter(tokenizer: Any) -> Any:
-    """``text -> tokens`` without special tokens, as ``TransformersBackend.count_tokens``."""
-    def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
-
-    return count
 
 
 def _read(path: Path) -> dict[str, Any]:

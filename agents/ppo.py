@@ -58,7 +58,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from spgg_env import provenance
-from spgg_env.agents.transformers_backend import resolve_device
+from spgg_env.agents.transformers_backend import resolve_device, token_counter
 from spgg_env.env import aec_env
 from spgg_env.tasks import make_task
 
@@ -294,9 +294,6 @@ def _reset(env: Any, problem_index: int, seed: int) -> None:
 def make_envs(cfg: PPOConfig, split: str, count: int, tokenizer: Any) -> list[Any]:
     """``count`` envs of the configured game; the env's token cost counts this tokenizer."""
 
-    def count_tokens(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False).input_ids)
-
     task = make_task(cfg.task, **cfg.task_options)  # one shared instance: one copy of the data
     return [
         aec_env(
@@ -306,7 +303,7 @@ def make_envs(cfg: PPOConfig, split: str, count: int, tokenizer: Any) -> list[An
             mechanism=cfg.mechanism,
             mechanism_params=cfg.mechanism_params or None,
             split=split,
-            token_counter=count_tokens,
+            token_counter=token_counter(tokenizer),
             max_tokens=cfg.max_new_tokens,
             prompt_style=cfg.prompt_style,
         )

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,17 @@ def looks_like_path(name: str) -> bool:
     """True for a local path (absolute, relative with ``./``/``../``/``~``, or two or more
     slashes); False for a hub id ``owner/name`` or a bare ``name``."""
     return name.startswith(("/", ".", "~", "\\")) or name.count("/") > 1 or Path(name).exists()
+
+
+def token_counter(tokenizer: Any) -> Callable[[str], int]:
+    """``text -> number of tokens`` under ``tokenizer``, no special tokens added (the count the
+    env's effort uses)."""
+
+    def count(text: str) -> int:
+        # verbose=False: over-long texts are expected; callers cut them where it matters
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    return count
 
 
 def load_model_and_tokenizer(

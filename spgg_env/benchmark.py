@@ -624,7 +624,7 @@ def _check_policy(header: Mapping[str, Any]) -> list[str]:
     if found is None:
         return [f"policy checkpoint {policy['checkpoint']!r} is not here (looked in the working "
                 f"directory and {str(REPO_ROOT)!r}): the trained policy cannot be verified"]
-    digest = hashlib.sha256(found.read_bytes()).hexdigest()
+    digest = provenance.file_sha256(found)
     if digest != policy["sha256"]:
         return [f"policy checkpoint {str(found)!r} has SHA-256 {digest} but the result was made "
                 f"with {policy['sha256']}: the policy changed since the run"]

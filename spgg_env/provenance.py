@@ -7,6 +7,7 @@ code, libraries and data produced it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -60,3 +61,12 @@ def environment() -> dict[str, Any]:
         "git": git_commit(),
         "command": list(sys.argv),
     }
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
