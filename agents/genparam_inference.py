@@ -39,7 +39,7 @@ from spgg_env.agents.genparam_policy import (
     StateEncoder,
     TextEmbedder,
 )
-from spgg_env.agents.transformers_backend import token_counter
+from spgg_env.models import token_counter
 from spgg_env.provenance import file_sha256
 
 #: The ``inference`` block's format tag, written by ``GenParamLearner.inference_spec``.

@@ -143,7 +143,7 @@ class TextEmbedder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        from spgg_env.agents.transformers_backend import resolve_device
+        from spgg_env.models import resolve_device
 
         if isinstance(model, str | Path):
             path = str(model)
@@ -490,7 +490,7 @@ class GenParamLearner:
         train_uids: Sequence[str] | None = None,
         embedder_spec: dict[str, Any] | None = None,
     ) -> None:
-        from spgg_env.agents.transformers_backend import resolve_device
+        from spgg_env.models import resolve_device
 
         if not envs:
             raise ValueError("GenParamLearner needs at least one env")

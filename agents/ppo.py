@@ -58,8 +58,8 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from spgg_env import provenance
-from spgg_env.agents.transformers_backend import resolve_device, token_counter
 from spgg_env.env import aec_env
+from spgg_env.models import resolve_device, token_counter
 from spgg_env.tasks import make_task
 
 CHECKPOINT = "checkpoint.pt"

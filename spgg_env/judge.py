@@ -154,7 +154,7 @@ class TransformersScorer:
     ) -> None:
         import torch
 
-        from spgg_env.agents.transformers_backend import (
+        from spgg_env.models import (
             load_model_and_tokenizer,
             resolve_device,
             resolve_dtype,

@@ -165,7 +165,7 @@ def test_bad_model_path_and_id_are_named(tmp_path):
 
 
 def test_auto_dtype_follows_the_hardware(monkeypatch):
-    from spgg_env.agents import transformers_backend as tb
+    from spgg_env import models as tb
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(tb, "cpu_has_bf16", lambda: False)
@@ -177,7 +177,7 @@ def test_auto_dtype_follows_the_hardware(monkeypatch):
 
 
 def test_hub_ids_are_not_mistaken_for_paths(tmp_path):
-    from spgg_env.agents.transformers_backend import looks_like_path
+    from spgg_env.models import looks_like_path
 
     assert not looks_like_path("HuggingFaceTB/SmolLM2-135M-Instruct")
     assert not looks_like_path("gpt2")
