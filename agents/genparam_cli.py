@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def training_uids(task: Task, split: str, holdout: Sequence[str]) -> list[str] | None:
     """The uids of ``split`` minus those pinned in the ``holdout`` split versions that were
     drawn from ``split``; ``None`` when nothing is held out (train on the whole split)."""
-    from spgg_env.benchmark import pinned_splits
+    from spgg_env.splits import pinned_splits
 
     held: set[str] = set()
     for version in holdout:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from spgg_env.benchmark import SPLITS_DIR, make_pinned_split
+from spgg_env.splits import SPLITS_DIR, make_pinned_split
 from spgg_env.tasks import make_task
 
 VERSIONS = {"small-v1": 20, "tiny-v1": 5}

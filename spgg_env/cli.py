@@ -17,7 +17,7 @@ from collections.abc import Sequence
 #: Subcommand name -> module that defines ``add_parser``.
 SUBCOMMANDS: dict[str, str] = {
     "run": "spgg_env.agents.run_job",
-    "bench": "spgg_env.agents.bench_cli",
+    "bench": "spgg_env.baselines.bench_cli",
     "train": "spgg_env.agents.train_cli",
 }
 

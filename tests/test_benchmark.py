@@ -8,17 +8,16 @@ import pytest
 import yaml
 from bench_toys import arith_setup
 
-from spgg_env.benchmark import (
+from spgg_env.baselines.benchmark import (
     EPISODES_FILE,
     RESULT_FILE,
     BenchConfig,
     ResultError,
     load_result,
-    pin_splits,
     records_hash,
-    resolve_split,
     run_benchmark,
 )
+from spgg_env.splits import pin_splits, resolve_split
 
 
 @pytest.fixture

@@ -16,16 +16,16 @@ from spgg_env.agents.genparam_inference import (
 )
 from spgg_env.agents.genparam_policy import GenParamLearner
 from spgg_env.agents.tiny_lm import save_tiny_lm
-from spgg_env.baselines.methods import make_method
-from spgg_env.benchmark import (
+from spgg_env.baselines.benchmark import (
     BenchConfig,
     ResultError,
     load_result,
-    pinned_splits,
     run_benchmark,
     run_episode,
 )
-from spgg_env.leaderboard import write_board
+from spgg_env.baselines.leaderboard import write_board
+from spgg_env.baselines.methods import make_method
+from spgg_env.splits import pinned_splits
 
 GREEDY = GenerationParams(max_new_tokens=32)
 TASK_TEXT = "Ann has 3 apples and buys 4 more. How many apples does she have?"

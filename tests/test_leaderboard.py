@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from bench_toys import arith_setup
 
-from spgg_env.agents.bench_cli import add_parser, main
-from spgg_env.benchmark import RESULT_FILE, BenchConfig, pin_splits, run_benchmark
-from spgg_env.leaderboard import aggregate, bootstrap_ci, pareto_front
+from spgg_env.baselines.bench_cli import add_parser, main
+from spgg_env.baselines.benchmark import RESULT_FILE, BenchConfig, run_benchmark
+from spgg_env.baselines.leaderboard import aggregate, bootstrap_ci, pareto_front
+from spgg_env.splits import pin_splits
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
@@ -109,7 +110,7 @@ def test_board_refuses_a_tampered_result(tmp_path, results, capsys):
 
 
 def test_cli_run_writes_results_and_the_board_refuses_a_partial_one(tmp_path, monkeypatch, capsys):
-    import spgg_env.agents.bench_cli as bench_cli
+    import spgg_env.baselines.bench_cli as bench_cli
 
     task, backend = arith_setup()
     splits = pin_splits([task], "small-v1", size=4, splits_dir=tmp_path / "splits")

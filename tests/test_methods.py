@@ -6,8 +6,8 @@ import pytest
 from bench_toys import arith_setup
 
 from spgg_env.agents.backend import GenerationParams
+from spgg_env.baselines.benchmark import run_episode
 from spgg_env.baselines.methods import load_params_policy, majority_vote, make_method
-from spgg_env.benchmark import run_episode
 
 GREEDY = GenerationParams(max_new_tokens=32)
 

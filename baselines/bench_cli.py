@@ -3,7 +3,7 @@
 ``spgg bench run CONFIG...`` runs each submission file and writes its result directory;
 ``spgg bench leaderboard RESULTS...`` verifies result directories (or folders of them) and
 writes ``leaderboard.md``, ``leaderboard.html`` and ``frontier.png``. Also runnable as
-``python -m spgg_env.agents.bench_cli ...``.
+``python -m spgg_env.baselines.bench_cli ...``.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spgg_env.agents.backend import Backend, make_backend
-from spgg_env.benchmark import (
+from spgg_env.baselines.benchmark import (
     RESULT_FILE,
     BenchConfig,
     ResultError,
     load_result,
     run_benchmark,
 )
-from spgg_env.leaderboard import write_board
+from spgg_env.baselines.leaderboard import write_board
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """Leaderboard: aggregates with bootstrap confidence intervals, and the board's files.
 
 Every number on the board is recomputed here from the per-episode records of verified result
-files (:func:`spgg_env.benchmark.load_result`); no aggregate typed into a file is trusted.
+files (:func:`spgg_env.baselines.benchmark.load_result`); no aggregate typed into a file is trusted.
 
 Aggregates of one result (records of P problems x S seeds; x_p is problem p's value averaged
 over the seeds):
@@ -123,7 +123,7 @@ def _close(a: Any, b: Any, rel_tol: float) -> bool:
 def board_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per verified result: labels from its header, numbers from its records.
 
-    Each result is what :func:`spgg_env.benchmark.load_result` returns (header + records).
+    Each result is what :func:`spgg_env.baselines.benchmark.load_result` returns (header + records).
     """
     rows = []
     for result in results:
@@ -324,7 +324,7 @@ def write_board(results: Sequence[Mapping[str, Any]], out_dir: str | Path) -> li
     """Write ``leaderboard.md``, ``leaderboard.html`` and ``frontier.png`` into ``out_dir``.
 
     Args:
-        results: Verified results (:func:`spgg_env.benchmark.load_result`).
+        results: Verified results (:func:`spgg_env.baselines.benchmark.load_result`).
         out_dir: Where to write.
 
     Returns:

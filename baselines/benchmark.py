@@ -48,18 +48,16 @@ from tqdm.auto import tqdm
 import spgg_env
 from spgg_env import prompts, provenance
 from spgg_env.agents.backend import Backend, Generation, GenerationParams, make_backend
+from spgg_env.baselines.leaderboard import aggregate, compare_aggregates
 from spgg_env.baselines.methods import Method, Outcome, Request, answer_key, make_method
-from spgg_env.leaderboard import aggregate, compare_aggregates
+from spgg_env.splits import pinned_splits, resolve_split
 from spgg_env.tasks import TASKS, Problem, Task, make_task
-from spgg_env.tasks.base import problems_hash
 
 SCHEMA = "spgg-bench-result/1"
 CONFIG_SCHEMA = "spgg-bench-config/1"
 RESULT_FILE = "result.json"
 EPISODES_FILE = "episodes.jsonl"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Pinned split files ship inside the package, so a wheel install finds them too.
-SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 
 #: Keys every result header has.
 HEADER_FIELDS = ("config", "split", "seeds", "n_episodes", "records_sha256", "aggregates", "timing")
@@ -193,88 +191,6 @@ class BenchConfig:
 
 
 # ----------------------------------------------------------------------------- splits
-def pinned_splits(version: str, splits_dir: str | Path | None = None) -> dict[str, Any]:
-    """Read a pinned split version file (``<splits_dir>/<version>.json``).
-
-    Raises:
-        ValueError: If there is no such version.
-    """
-    path = Path(splits_dir or SPLITS_DIR) / f"{version}.json"
-    if not path.is_file():
-        available = sorted(p.stem for p in path.parent.glob("*.json"))
-        raise ValueError(
-            f"no pinned split {version!r} in {str(path.parent)!r} (have {available}); "
-            "or name one of the task's own splits, e.g. 'test'"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def make_pinned_split(task: Task, size: int, seed: int, source_split: str = "test") -> dict:
-    """Draw a pinned subset: ``size`` problems of ``source_split`` chosen with
-    ``numpy.random.default_rng(seed)``, kept in their original order."""
-    pool = task.problems(source_split)
-    size = min(size, len(pool))
-    picks = sorted(np.random.default_rng(seed).choice(len(pool), size=size, replace=False))
-    chosen = [pool[int(i)] for i in picks]
-    return {
-        "source_split": source_split,
-        "task_version": task.version,
-        "seed": seed,
-        "uids": [p.uid for p in chosen],
-        "hash": problems_hash(chosen),
-    }
-
-
-def pin_splits(
-    tasks: Sequence[Task],
-    version: str,
-    *,
-    size: int = 20,
-    seed: int = 0,
-    source_split: str = "test",
-    splits_dir: str | Path | None = None,
-) -> Path:
-    """Write the pinned split file ``<splits_dir>/<version>.json`` for ``tasks``
-    (see :func:`make_pinned_split`)."""
-    path = Path(splits_dir or SPLITS_DIR) / f"{version}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    content = {
-        "version": version,
-        "rule": f"{size} problems of each task's {source_split!r} split drawn with "
-        f"numpy.random.default_rng({seed}).choice(n, {size}, replace=False), in split order",
-        "tasks": {t.name: make_pinned_split(t, size, seed, source_split) for t in tasks},
-    }
-    path.write_text(json.dumps(content, indent=1) + "\n", encoding="utf-8")
-    return path
-
-
-def resolve_split(
-    task: Task, split: str, splits_dir: str | Path | None = None
-) -> tuple[tuple[Problem, ...], str]:
-    """The problems of ``split`` and their content hash.
-
-    Raises:
-        ValueError: If the split is unknown, or the task's data no longer matches the pin.
-    """
-    if split in task.splits:
-        return task.problems(split), task.split_hash(split)
-    entry = pinned_splits(split, splits_dir).get("tasks", {}).get(task.name)
-    if entry is None:
-        raise ValueError(f"pinned split {split!r} has no entry for task {task.name!r}")
-    by_uid = {p.uid: p for p in task.problems(entry["source_split"])}
-    absent = [uid for uid in entry["uids"] if uid not in by_uid]
-    if absent:
-        raise ValueError(f"split {split!r} pins uids missing from {task.name!r}: {absent[:5]}")
-    chosen = tuple(by_uid[uid] for uid in entry["uids"])
-    digest = problems_hash(chosen)
-    if digest != entry["hash"]:
-        raise ValueError(
-            f"the data of {task.name!r} changed: split {split!r} pins hash {entry['hash']} "
-            f"but the problems give {digest}"
-        )
-    return chosen, digest
-
-
 # ----------------------------------------------------------------------------- running
 def call_seed(seed: int, round_index: int, batch_index: int) -> int:
     """The backend seed of one batch, derived from the run seed."""
