@@ -4,8 +4,8 @@
 >>> env = spgg_env.aec_env(task="arith", n_agents=3, observation="partial")
 >>> env.reset(seed=0)
 
-Importing the package registers every game with PettingZoo (``spgg/Arith-v0``,
-``spgg/HumanEval-v0``, ``spgg/MMLU-v0``, ``spgg/GSM8K-v0``, ``spgg/SummEval-v0``,
+Importing the package registers every game with PettingZoo (``spgg/Arith-v1``,
+``spgg/HumanEval-v1``, ``spgg/MMLU-v1``, ``spgg/GSM8K-v1``, ``spgg/SummEval-v1``,
 ``spgg/Scalar-v0``).
 """
 

@@ -1,9 +1,24 @@
 """The sequential public goods game on a real task, as a PettingZoo AEC environment.
 
-An episode is one problem of a :class:`~spgg_env.tasks.base.Task`. Agents ``agent_0 ..
-agent_{n-1}`` act once each, in that order. Agent i observes the task plus its predecessors'
-contributions (agent i-1's only in ``observation="partial"``, all of them in ``"full"``, none in
-``"none"`` or when the mechanism is simultaneous) and writes its contribution as a string.
+The game is defined by a :class:`~spgg_env.spec.GameSpec` (``aec_env(spec)``, or keyword
+arguments that build one: ``aec_env(task="humaneval", n_agents=3, observation="partial")``).
+An episode is one problem of the spec's task. Agents ``agent_0 .. agent_{n-1}`` act once each,
+in that order. Agent i observes the task plus its predecessors' contributions (agent i-1's only
+in ``observation="partial"``, all of them in ``"full"``, none in ``"none"`` or when the mechanism
+is simultaneous) and writes its contribution as a string.
+
+Observation (a ``Dict``): ``prompt`` (the rendered text an LLM reads: task, visible
+contributions, role), ``task`` (the problem statement alone), ``position`` (0-based),
+``contributions`` (a tuple of n texts: agent j's contribution where this agent sees it, else
+``""``) and ``visible`` (``MultiBinary(n)``: 1 where ``contributions[j]`` is seen). A learner
+needs nothing else; nothing in ``env.unwrapped`` is part of the interface.
+
+``info`` after an agent acts: ``chars``, ``tokens``, ``truncated_action``,
+``prompt_replaced_chars``, ``prompt_truncated``. After the last agent, every agent's ``info``
+adds ``score`` (its ``c_i``), ``extracted`` (the answer the scorer read), ``parse_error`` (why the
+contribution scored 0, or ``None``), ``effort``, ``cost``, ``reward_components``,
+``group_score``, ``reference`` (the problem's reference answer), ``problem_uid`` and
+``contribution``.
 
 When the last agent has acted, the task scores every contribution (``c_i``, with
 ``task.score_many``) and the last one as the group's answer (``G``, with ``task.score_final``);
@@ -17,6 +32,14 @@ non-``str`` action raises ``TypeError``.
 
 ``parallel_env`` is the simultaneous-move game: every agent sees only the task and all act at
 once (the classic PGG's information structure), for any mechanism.
+
+Version history (PettingZoo ids ``spgg/<Task>-v1``):
+
+* v1: the game is a :class:`~spgg_env.spec.GameSpec`; the observation adds ``task``,
+  ``contributions`` and ``visible`` and drops ``agent_index`` (always equal to ``position``) and
+  ``n_visible`` (``sum(visible)``); ``info`` adds ``reference``; ``render()`` after the episode
+  shows the group score; ``token_counting="model"`` refuses to run without the model's counter.
+* v0: first release.
 """
 
 from __future__ import annotations
@@ -37,14 +60,9 @@ from pettingzoo.utils import AgentSelector, wrappers
 from pettingzoo.utils.conversions import aec_to_parallel
 
 from spgg_env.mechanism import Mechanism, make_mechanism
-from spgg_env.prompts import PROMPT_STYLES
-from spgg_env.scalar_env import (
-    OBSERVATION_MODES,
-    ScalarSPGGEnv,
-    check_choice,
-    integer_at_least,
-)
-from spgg_env.tasks import Problem, Score, Task, make_task
+from spgg_env.scalar_env import ScalarSPGGEnv, check_choice, integer_at_least
+from spgg_env.spec import GameSpec
+from spgg_env.tasks import Problem, Score, Task, register_task
 
 #: Longest prompt an observation holds; longer prompts are cut (``info["prompt_truncated"]``).
 MAX_PROMPT_CHARS = 1 << 20
@@ -119,75 +137,83 @@ class SPGGEnv(AECEnv):
     """The text game (see the module docstring); build it with :func:`aec_env` or :func:`raw_env`.
 
     Args:
-        task: A task name (``"arith"``, ``"humaneval"``, ``"mmlu"``, ``"gsm8k"``,
-            ``"summeval"``) or a ready :class:`Task`.
-        n_agents: Number of agents (>= 1).
-        observation: ``"partial"`` (see agent i-1), ``"full"`` (see all predecessors) or
-            ``"none"`` (see only the task).
-        mechanism: Reward mechanism name (``"mac-spgg"``, ``"pgg"``, ``"spgg"``) or instance.
-        mechanism_params: Parameters of the mechanism (e.g. ``{"B": 0.85, "gamma": 1.5}``).
-        split: Task split to draw problems from (default: the task's first split).
-        task_options: Keyword arguments of the task's constructor.
-        max_action_chars: Longer contributions are cut to this many characters and flagged.
-        token_counter: ``text -> tokens`` for the cost; default :func:`approx_token_count`.
-        max_tokens: Token count at which the effort ``e_i`` reaches 1.
+        spec: The game. ``None`` builds one from ``spec_fields``.
+        task: A ready instance of the spec's task, shared by several env copies (one copy of
+            the data, one judge model); default: ``spec.make_task()``. Without a spec, a task
+            name (a spec field) or an instance (its class is registered under its name, and
+            ``task_options`` then only describe it).
+        token_counter: ``text -> tokens`` for the effort; required when
+            ``spec.token_counting == "model"`` (the acting model's counter), else
+            :func:`approx_token_count`.
         render_mode: ``None``, ``"human"`` (print the transcript) or ``"ansi"`` (return it).
-        prompt_style: ``"default"`` (instruction, task, contributions, role) or ``"compact"``
-            (task and contributions only, for very small models); see :mod:`spgg_env.prompts`.
+        **spec_fields: :class:`~spgg_env.spec.GameSpec` fields, when ``spec`` is ``None``.
 
     ``reset(seed, options)`` draws a problem with ``self.np_random``; ``options`` may name one
     with ``{"problem_index": i}`` or ``{"problem_uid": uid}`` (to sweep a whole split).
+
+    Raises:
+        ValueError: On an invalid spec, a task instance that is not the spec's task, or
+            ``token_counting="model"`` without a ``token_counter``.
     """
 
     metadata = {
-        "name": "spgg_text_v0",
+        "name": "spgg_text_v1",
         "render_modes": ["human", "ansi"],
         "is_parallelizable": True,
     }
 
     def __init__(
         self,
-        task: str | Task = "arith",
-        n_agents: int = 3,
-        observation: str = "partial",
-        mechanism: str | Mechanism = "mac-spgg",
-        mechanism_params: Mapping[str, Any] | None = None,
-        split: str | None = None,
-        task_options: Mapping[str, Any] | None = None,
-        max_action_chars: int = 4000,
+        spec: GameSpec | None = None,
+        *,
+        task: str | Task | None = None,
         token_counter: Callable[[str], int] | None = None,
-        max_tokens: int = 512,
         render_mode: str | None = None,
-        prompt_style: str = "default",
+        **spec_fields: Any,
     ) -> None:
         super().__init__()
-        self.n_agents = integer_at_least("n_agents", n_agents, 1)
-        check_choice("observation", observation, OBSERVATION_MODES)
+        if isinstance(task, str):  # a task name is a spec field
+            spec_fields["task"], task = task, None
+        elif isinstance(task, Task) and spec is None:
+            register_task(type(task))
+            spec_fields["task"] = task.name
+        if spec is not None and spec_fields:
+            raise ValueError(f"give a spec or spec fields, not both (got {sorted(spec_fields)})")
+        self.spec = spec if spec is not None else GameSpec(**spec_fields)
         check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
-        check_choice("prompt_style", prompt_style, PROMPT_STYLES)
-        self.prompt_style = prompt_style
-        self.max_action_chars = integer_at_least("max_action_chars", max_action_chars, 1)
-        self.max_tokens = integer_at_least("max_tokens", max_tokens, 1)
         if token_counter is not None and not callable(token_counter):
             raise TypeError(f"token_counter must be callable, got {type(token_counter).__name__}")
-        self.task: Task = make_task(task, **dict(task_options or {}))
-        self.split = split or self.task.default_split
+        if token_counter is None and self.spec.token_counting == "model":
+            raise ValueError(
+                "this game counts effort in the acting model's tokens (token_counting='model'): "
+                "pass token_counter= (the episode engine passes each agent's backend counter), "
+                "or use token_counting='approx'"
+            )
+        if task is not None and task.name != self.spec.task:
+            raise ValueError(f"task instance {task.name!r} is not the spec's task "
+                             f"{self.spec.task!r}")
+        self.task: Task = task if task is not None else self.spec.make_task()
+        self.n_agents = self.spec.n_agents
+        self.split = self.spec.split
         self._problems = self.task.problems(self.split)
-        self.mechanism: Mechanism = make_mechanism(mechanism, **dict(mechanism_params or {}))
-        self.observation_mode = observation if self.mechanism.sequential else "none"
+        self.mechanism: Mechanism = make_mechanism(self.spec.mechanism,
+                                                   **self.spec.mechanism_params)
+        self.observation_mode = self.spec.observation
+        self.max_tokens = self.spec.max_tokens
+        self.max_action_chars = self.spec.max_action_chars
         self.token_counter = token_counter or approx_token_count
         self.render_mode = render_mode
 
         self.possible_agents = [f"agent_{i}" for i in range(self.n_agents)]
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        prompt = prompt_space()
         self.observation_spaces = {
             agent: spaces.Dict(
                 {
-                    "prompt": prompt,
+                    "prompt": prompt_space(),
+                    "task": prompt_space(),
                     "position": spaces.Discrete(self.n_agents),
-                    "agent_index": spaces.Discrete(self.n_agents),
-                    "n_visible": spaces.Discrete(self.n_agents),
+                    "contributions": spaces.Tuple([prompt_space() for _ in range(self.n_agents)]),
+                    "visible": spaces.MultiBinary(self.n_agents),
                 }
             )
             for agent in self.possible_agents
@@ -200,6 +226,7 @@ class SPGGEnv(AECEnv):
         self.np_random, self.np_random_seed = seeding.np_random(None)
         self.problem: Problem | None = None
         self.contributions: list[str] = []
+        self.group_score: float | None = None
 
     # ------------------------------------------------------------------ spaces
     def observation_space(self, agent: str) -> spaces.Dict:
@@ -223,10 +250,9 @@ class SPGGEnv(AECEnv):
             problem = self._problems[int(index)]
         elif "problem_uid" in options:
             uid = options.pop("problem_uid")
-            matches = [p for p in self._problems if p.uid == uid]
-            if not matches:
+            problem = self._by_uid().get(uid)
+            if problem is None:
                 raise ValueError(f"no problem with uid {uid!r} in split {self.split!r}")
-            problem = matches[0]
         else:
             problem = self._problems[int(self.np_random.integers(len(self._problems)))]
         if options:
@@ -237,12 +263,18 @@ class SPGGEnv(AECEnv):
             )
         return problem
 
+    def _by_uid(self) -> dict[str, Problem]:
+        if getattr(self, "_uids", None) is None:
+            self._uids = {p.uid: p for p in self._problems}
+        return self._uids
+
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
         """Start an episode: draw a problem (seeded by ``seed`` when given)."""
         if seed is not None:
             self.np_random, self.np_random_seed = seeding.np_random(seed)
         self.problem = self._pick_problem(options)
         self.contributions = []
+        self.group_score = None
         self._prompts: dict[tuple[int, int], tuple[str, int, bool]] = {}
         self.agents = self.possible_agents[:]
         self.rewards = dict.fromkeys(self.agents, 0.0)
@@ -268,20 +300,27 @@ class SPGGEnv(AECEnv):
         if key not in self._prompts:
             assert self.problem is not None
             text = self.task.render_prompt(
-                self.problem, visible, position, self.n_agents, style=self.prompt_style
+                self.problem, visible, position, self.n_agents, style=self.spec.prompt_style
             )
             self._prompts[key] = sanitize_prompt(text)
         return self._prompts[key]
 
     def observe(self, agent: str) -> dict[str, Any]:
-        """The agent's observation: its prompt and its place in the game."""
+        """The agent's observation (see the module docstring)."""
         position = self._index[agent]
         prompt, _, _ = self._prompt(position)
+        assert self.problem is not None
+        texts = [""] * self.n_agents
+        seen = np.zeros(self.n_agents, dtype=np.int8)
+        for j, text in self.visible(position):
+            texts[j] = sanitize_prompt(text)[0]
+            seen[j] = 1
         return {
             "prompt": prompt,
+            "task": sanitize_prompt(self.problem.question)[0],
             "position": position,
-            "agent_index": position,
-            "n_visible": len(self.visible(position)),
+            "contributions": tuple(texts),
+            "visible": seen,
         }
 
     # -------------------------------------------------------------------- step
@@ -340,6 +379,8 @@ class SPGGEnv(AECEnv):
         tokens = np.array([self.infos[a]["tokens"] for a in self.agents], dtype=np.float64)
         effort = np.minimum(1.0, tokens / self.max_tokens)
         breakdown = self.mechanism(c, group_score=final.value, effort=effort)
+        self.group_score = float(final.value)
+        reference = self.task.reference_answer(self.problem)
         for i, agent in enumerate(self.agents):
             parts = breakdown.agent(i)
             self.rewards[agent] = parts["total"]
@@ -349,8 +390,9 @@ class SPGGEnv(AECEnv):
                 parse_error=scores[i].error,
                 cost=parts["cost"],
                 effort=float(effort[i]),
-                group_score=float(final.value),
+                group_score=self.group_score,
                 reward_components=parts,
+                reference=reference,
                 problem_uid=self.problem.uid,
                 contribution=self.contributions[i],
             )
@@ -361,7 +403,8 @@ class SPGGEnv(AECEnv):
         return f"--- agent_{position} ---\n{self.contributions[position]}"
 
     def render(self) -> str | None:
-        """The transcript so far (``"ansi"``: returned; ``"human"``: printed)."""
+        """The transcript so far, and the group score once the episode has ended
+        (``"ansi"``: returned; ``"human"``: printed)."""
         if self.render_mode is None:
             warnings.warn("render() called with render_mode=None; nothing to show", stacklevel=2)
             return None
@@ -369,9 +412,8 @@ class SPGGEnv(AECEnv):
             return None
         lines = [f"=== {self.problem.uid} ===", self.problem.question]
         lines += [self._transcript_line(i) for i in range(len(self.contributions))]
-        if self.contributions and len(self.contributions) == self.n_agents:
-            info = self.infos.get(self.possible_agents[-1], {})
-            lines.append(f"=== group score {info.get('group_score')} ===")
+        if self.group_score is not None:
+            lines.append(f"=== group score {self.group_score:g} ===")
         text = "\n".join(lines)
         if self.render_mode == "human":
             print(text)
@@ -382,13 +424,15 @@ class SPGGEnv(AECEnv):
         """Nothing to release."""
 
 
-def raw_env(task: str | Task = "arith", **kwargs: Any) -> AECEnv:
+def raw_env(spec: GameSpec | None = None, **kwargs: Any) -> AECEnv:
     """The unwrapped environment: :class:`SPGGEnv`, or the scalar game for ``task="scalar"``.
 
-    ``kwargs`` are those of :class:`SPGGEnv` (text tasks) or
-    :class:`~spgg_env.scalar_env.ScalarSPGGEnv` (``task="scalar"``), plus PettingZoo's
-    ``max_cycles`` (accepted for ``pettingzoo.make``; every episode is exactly one cycle, so any
-    value >= 1 changes nothing).
+    Args:
+        spec: The game; or give :class:`~spgg_env.spec.GameSpec` fields as keywords.
+        **kwargs: Spec fields, :class:`SPGGEnv`'s ``token_counter`` and ``render_mode``, the
+            scalar game's arguments (``task="scalar"``), and PettingZoo's ``max_cycles``
+            (accepted for ``pettingzoo.make``; every episode is one cycle, so any value >= 1
+            changes nothing).
 
     Raises:
         ValueError: If ``max_cycles`` is given and is not an integer >= 1.
@@ -396,26 +440,28 @@ def raw_env(task: str | Task = "arith", **kwargs: Any) -> AECEnv:
     if kwargs.get("max_cycles") is not None:
         integer_at_least("max_cycles", kwargs["max_cycles"], 1)  # an episode is one cycle
     kwargs.pop("max_cycles", None)
-    if isinstance(task, str) and task.lower() == "scalar":
+    task = kwargs.get("task")
+    if spec is None and isinstance(task, str) and task.lower() == "scalar":
+        kwargs.pop("task")
         return ScalarSPGGEnv(**kwargs)
-    return SPGGEnv(task=task, **kwargs)
+    return SPGGEnv(spec, **kwargs)
 
 
-def aec_env(task: str | Task = "arith", **kwargs: Any) -> AECEnv:
+def aec_env(spec: GameSpec | None = None, **kwargs: Any) -> AECEnv:
     """The game as a PettingZoo AEC env, wrapped to enforce PettingZoo's call order.
 
     Example:
         >>> env = aec_env(task="arith", n_agents=3, observation="partial")
         >>> env.reset(seed=0)
     """
-    return wrappers.OrderEnforcingWrapper(raw_env(task, **kwargs))
+    return wrappers.OrderEnforcingWrapper(raw_env(spec, **kwargs))
 
 
 #: PettingZoo's conventional name for the wrapped constructor.
 env = aec_env
 
 
-def parallel_env(task: str | Task = "arith", **kwargs: Any):
+def parallel_env(spec: GameSpec | None = None, **kwargs: Any):
     """The simultaneous-move game: all agents act at once, each seeing only the task.
 
     Every mechanism is allowed (the classic PGG is the natural one). ``kwargs`` are those of
@@ -424,10 +470,12 @@ def parallel_env(task: str | Task = "arith", **kwargs: Any):
     Raises:
         ValueError: If ``observation`` is given as anything but ``"none"``.
     """
-    observation = kwargs.pop("observation", "none")
+    observation = spec.observation if spec is not None else kwargs.pop("observation", "none")
     if observation != "none":
         raise ValueError(
             f"parallel_env is the simultaneous game: agents see no predecessors, so observation "
             f"must be 'none', got {observation!r}; use aec_env for the sequential game"
         )
-    return aec_to_parallel(raw_env(task, observation="none", **kwargs))
+    if spec is None:
+        kwargs["observation"] = "none"
+    return aec_to_parallel(raw_env(spec, **kwargs))

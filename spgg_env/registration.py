@@ -1,7 +1,7 @@
 """Registration of every game with PettingZoo's registry (done on ``import spgg_env``).
 
-After ``import spgg_env``, ``pettingzoo.make("aec", "spgg/Arith-v0")`` builds the same env as
-``spgg_env.aec_env(task="arith")`` and ``pettingzoo.make("parallel", "spgg/Arith-v0")`` the same
+After ``import spgg_env``, ``pettingzoo.make("aec", "spgg/Arith-v1")`` builds the same env as
+``spgg_env.aec_env(task="arith")`` and ``pettingzoo.make("parallel", "spgg/Arith-v1")`` the same
 as ``spgg_env.parallel_env(task="arith")``. Entry points are ``"module:attr"`` strings, so
 registering imports no task's heavy dependencies.
 """
@@ -12,13 +12,15 @@ import pettingzoo
 
 from spgg_env.tasks import TASKS
 
+#: Version of the text games' ids (see the version history in :mod:`spgg_env.env`).
+TEXT_VERSION = "v1"
 AEC_ENTRY_POINT = "spgg_env.env:aec_env"
 PARALLEL_ENTRY_POINT = "spgg_env.env:parallel_env"
 
 
 def env_ids() -> dict[str, str]:
-    """PettingZoo id -> task name, e.g. ``{"spgg/Arith-v0": "arith", ...}``."""
-    ids = {f"spgg/{pretty}-v0": name for name, (_, pretty) in TASKS.items()}
+    """PettingZoo id -> task name, e.g. ``{"spgg/Arith-v1": "arith", ...}``."""
+    ids = {f"spgg/{pretty}-{TEXT_VERSION}": name for name, (_, pretty) in TASKS.items()}
     ids["spgg/Scalar-v0"] = "scalar"
     return ids
 

@@ -45,11 +45,15 @@ def test_visibility(observation, seen_by_last):
     env.step("A-text")
     env.step("B-text")
     obs = env.observe("agent_2")
-    assert obs["n_visible"] == len(seen_by_last)
-    assert obs["position"] == obs["agent_index"] == 2
-    for text in ("A-text", "B-text"):
+    assert obs["position"] == 2
+    assert int(obs["visible"].sum()) == len(seen_by_last)
+    for j, text in enumerate(("A-text", "B-text")):
         assert (text in obs["prompt"]) == (text in seen_by_last)
-    assert env.unwrapped.problem.question in obs["prompt"]
+        assert obs["contributions"][j] == (text if text in seen_by_last else "")
+        assert obs["visible"][j] == (text in seen_by_last)
+    assert obs["contributions"][2] == "" and obs["visible"][2] == 0
+    assert obs["task"] == env.unwrapped.problem.question
+    assert obs["task"] in obs["prompt"]
     assert env.observation_space("agent_2").contains(obs)
 
 
@@ -72,7 +76,8 @@ def test_simultaneous_mechanism_hides_predecessors():
     env = make(observation="full", mechanism="pgg")
     env.step("A-text")
     obs = env.observe("agent_1")
-    assert env.observation_mode == "none" and obs["n_visible"] == 0
+    assert env.observation_mode == "none" and not obs["visible"].any()
+    assert obs["contributions"] == ("", "", "")
     assert "A-text" not in obs["prompt"]
 
 
@@ -240,9 +245,11 @@ def test_stepping_after_the_end():
 
 def test_render_ansi_shows_the_transcript():
     env = make(render_mode="ansi")
-    play(env, ["first words", "second words", "The answer is 3"])
+    finals = play(env, ["first words", "second words", answer(env)])
     text = env.render()
-    assert env.problem.question in text and "second words" in text and "group score" in text
+    assert env.problem.question in text and "second words" in text
+    group = finals["agent_0"][1]["group_score"]
+    assert group == 1.0 and text.endswith(f"=== group score {group:g} ===")  # after the loop
 
 
 @pytest.mark.parametrize(
@@ -265,15 +272,15 @@ def test_bad_constructor_arguments(kwargs, match):
 
 def test_registered_with_pettingzoo():
     for env_id in (
-        "spgg/Arith-v0",
-        "spgg/HumanEval-v0",
-        "spgg/MMLU-v0",
-        "spgg/GSM8K-v0",
-        "spgg/SummEval-v0",
+        "spgg/Arith-v1",
+        "spgg/HumanEval-v1",
+        "spgg/MMLU-v1",
+        "spgg/GSM8K-v1",
+        "spgg/SummEval-v1",
         "spgg/Scalar-v0",
     ):
         assert env_id in pettingzoo.aec_registry and env_id in pettingzoo.parallel_registry
-    env = pettingzoo.make("aec", "spgg/Arith-v0", n_agents=2, task_options={"n_problems": 5})
+    env = pettingzoo.make("aec", "spgg/Arith-v1", n_agents=2, task_options={"n_problems": 5})
     env.reset(seed=0)
     assert env.unwrapped.task.name == "arith" and env.possible_agents == ["agent_0", "agent_1"]
     par = pettingzoo.make("parallel", "spgg/Scalar-v0", levels=3)

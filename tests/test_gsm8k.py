@@ -115,4 +115,4 @@ def test_reset_seed_draws_the_same_problem_and_scores_group() -> None:
 def test_registered_id() -> None:
     import pettingzoo
 
-    assert "spgg/GSM8K-v0" in pettingzoo.aec_registry
+    assert "spgg/GSM8K-v1" in pettingzoo.aec_registry

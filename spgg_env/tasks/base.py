@@ -173,6 +173,11 @@ class Task(ABC):
         """Score the group's final answer. Defaults to :meth:`score`."""
         return self.score(problem, text)
 
+    def reference_answer(self, problem: Problem) -> Any:
+        """The problem's reference answer as a reader wants it next to a contribution (the
+        gold number, the key's letter, a reference solution...). Defaults to ``answer``."""
+        return problem.answer
+
     def score_many(self, problem: Problem, texts: Sequence[str]) -> list[Score]:
         """Score several contributions to one problem (override to parallelise)."""
         return [self.score(problem, text) for text in texts]
