@@ -75,6 +75,10 @@ class Generation:
         prompt_truncated: True when the prompt was cut from the left to fit the context.
         error: What went wrong for an ``"error"`` finish, else ``None``.
         latency_s: Wall time of the call that produced this generation.
+        prompt_ids: The prompt's token ids as the model read them (after truncation), where
+            the backend has them (learners re-score completions from these).
+        token_ids: The completion's token ids (``EOS`` excluded), where the backend has them.
+        extra: Backend-specific extras.
     """
 
     text: str
@@ -85,6 +89,8 @@ class Generation:
     prompt_truncated: bool = False
     error: str | None = None
     latency_s: float = 0.0
+    prompt_ids: list[int] | None = None
+    token_ids: list[int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,14 +106,16 @@ class Backend(Protocol):
         prompts: Sequence[ChatPrompt],
         params: Sequence[GenerationParams] | GenerationParams,
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> list[Generation]:
         """Generate one completion per prompt.
 
         Args:
             prompts: The chat prompts.
             params: One :class:`GenerationParams` for all prompts, or one per prompt.
-            seed: Seeds the sampling of this call, for reproducible runs.
+            seed: One seed per prompt (each prompt samples from its own stream, so its text
+                does not depend on what else is in the batch), or one seed for the call, or
+                ``None``.
 
         Returns:
             One :class:`Generation` per prompt, in order. A failed prompt yields a
@@ -135,6 +143,25 @@ def per_prompt_params(
     if len(params) != len(prompts):
         raise ValueError(f"got {len(prompts)} prompts but {len(params)} GenerationParams")
     return list(params)
+
+
+def per_prompt_seeds(n: int, seed: int | Sequence[int] | None) -> list[int | None]:
+    """One seed (or ``None``) per prompt: a sequence as given, a call seed ``s`` as
+    ``derive_seed(s, i)`` for prompt ``i``.
+
+    Raises:
+        ValueError: If a sequence does not have ``n`` seeds.
+    """
+    from spgg_env.seeding import derive_seed
+
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, int):
+        return [derive_seed(seed, i) for i in range(n)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n:
+        raise ValueError(f"got {n} prompts but {len(seeds)} seeds")
+    return seeds
 
 
 #: Backend kinds for configs: kind -> "module:Class".

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from spgg_env.agents.backend import Backend, GenerationParams, make_backend
+from spgg_env.agents.engine import Request
 from spgg_env.agents.llm_agent import LLMAgent
 
 #: The default ensemble config (three embedded SmolLM2 agents).
@@ -217,6 +218,23 @@ class Ensemble:
 
     def __len__(self) -> int:
         return len(self.agents)
+
+    @property
+    def n_agents(self) -> int:
+        """Agents in the game it plays."""
+        return len(self.agents)
+
+    def backend_map(self) -> dict[str, Backend]:
+        """The distinct backends by key, for the episode engine (``"backend_0"``...)."""
+        return {f"backend_{i}": b for i, b in enumerate(self.backends)}
+
+    def act(self, agent: str, observations: Sequence[Mapping[str, Any]]) -> list[Request]:
+        """The policy of the episode engine: agent i's chat prompt for each observation,
+        with its generation parameters, for its backend to write."""
+        llm = self.agents[int(agent.rsplit("_", 1)[1])]
+        key = f"backend_{self.backends.index(llm.backend)}"
+        return [Request(llm.chat(o), llm.params, role=llm.name, backend=key)
+                for o in observations]
 
     def describe(self) -> dict[str, Any]:
         """Agents (name, params, system prompt, backend index) and backends, for result files."""

@@ -11,11 +11,11 @@ the failure stays in the returned :class:`~spgg_env.agents.backend.Generation`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spgg_env.agents.backend import Backend, ChatPrompt, Generation, GenerationParams
+from spgg_env.agents.backend import Backend, ChatPrompt, GenerationParams
 
 
 @dataclass
@@ -50,24 +50,10 @@ class LLMAgent:
         messages.append({"role": "user", "content": str(observation["prompt"])})
         return messages
 
-    def act_batch(
-        self,
-        observations: Sequence[Mapping[str, Any]],
-        *,
-        params: Sequence[GenerationParams] | None = None,
-        seed: int | None = None,
-    ) -> list[Generation]:
-        """Generate for many observations in one backend call.
-
-        Args:
-            observations: One observation per episode.
-            params: Per-episode parameters overriding :attr:`params` (e.g. from a learned
-                policy); default: :attr:`params` for all.
-            seed: Seed of the backend call.
-        """
-        chosen = list(params) if params is not None else [self.params] * len(observations)
-        return self.backend.generate([self.chat(o) for o in observations], chosen, seed=seed)
-
     def act(self, observation: Mapping[str, Any], *, seed: int | None = None) -> str:
-        """The contribution for one observation ("" when generation failed)."""
-        return self.act_batch([observation], seed=seed)[0].text
+        """The contribution for one observation, in one backend call ("" when it failed).
+
+        In a game, the :class:`~spgg_env.agents.ensemble.Ensemble` acts for its agents through
+        the episode engine instead, which batches many episodes' calls."""
+        (generation,) = self.backend.generate([self.chat(observation)], [self.params], seed=seed)
+        return generation.text if generation.finish_reason != "error" else ""

@@ -12,7 +12,7 @@ constructor checks that the server answers (``GET {base_url}/models``) and raise
 Parameters map to the request body as ``temperature``, ``top_p``, ``max_tokens`` and
 ``presence_penalty``; ``top_k`` and ``repetition_penalty`` are not part of the OpenAI API, so
 they are sent (as vLLM and llama.cpp accept them) only when they differ from their neutral value
-(0 and 1.0). With ``seed`` given, prompt ``i`` of a call is sent ``seed + i``.
+(0 and 1.0). Each prompt is sent its own seed (:func:`~spgg_env.agents.backend.per_prompt_seeds`).
 
 Token counts come from the server's ``usage``; :meth:`OpenAIBackend.count_tokens` uses a local
 tokenizer when one is named (``tokenizer=``), else a words-and-punctuation approximation.
@@ -28,7 +28,13 @@ from typing import Any
 
 import httpx
 
-from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams, per_prompt_params
+from spgg_env.agents.backend import (
+    ChatPrompt,
+    Generation,
+    GenerationParams,
+    per_prompt_params,
+    per_prompt_seeds,
+)
 
 #: HTTP statuses worth retrying.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -117,11 +123,11 @@ class OpenAIBackend:
         prompts: Sequence[ChatPrompt],
         params: Sequence[GenerationParams] | GenerationParams,
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> list[Generation]:
         """One request per prompt, ``concurrency`` at a time; failures are recorded, not raised."""
         params = per_prompt_params(prompts, params)
-        seeds = [None if seed is None else seed + i for i in range(len(prompts))]
+        seeds = per_prompt_seeds(len(prompts), seed)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(self._one, prompts, params, seeds))
 

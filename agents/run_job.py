@@ -4,13 +4,14 @@ Example (offline, the embedded default ensemble)::
 
     spgg run --task arith --episodes 20 --observation both --out runs/demo
 
-writes into ``--out``:
+writes into ``--out`` (locked while the run writes; two runs never share a folder):
 
-* ``run_meta.json`` (first): the command's arguments, the ensemble config, its agents and
-  backends (model, device, dtype), package versions, the git commit, the task's split hash and
-  the prompt template hash;
+* ``run_meta.json`` (first): the game spec of each observation mode, the command's settings,
+  the ensemble config, its agents and backends (model, device, dtype), package versions, the
+  git commit, the task's split hash and the prompt template hash;
 * ``transcripts.jsonl``: one line per episode, appended as soon as the episode ends (see
-  :mod:`spgg_env.agents.rollout` for the fields);
+  :meth:`spgg_env.agents.episodes.Episode.to_record`: each contribution with its extracted
+  answer and score, the problem's reference answer, rewards, tokens, timings);
 * ``summary.json`` (last): per observation mode, the group's task score, each agent's mean
   score, reward and reward components, tokens per episode (prompt, completion, total), failed
   generations, truncated prompts, wall time and episodes per minute; with
@@ -18,32 +19,40 @@ writes into ``--out``:
   observation on the same problems and seeds;
 * ``tensorboard/<observation>/`` with ``--tensorboard``.
 
-Episode e plays problem ``e mod n`` of the split with seed ``seed + e``. ``--resume`` continues
-a run whose transcript is incomplete (episodes already written are kept).
+Episode e plays problem ``e mod n`` of the split; its seeds derive from ``(--seed, e)``
+(:mod:`spgg_env.seeding`). ``--resume`` continues a run whose transcript is incomplete (episodes
+already written are kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import resource
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from spgg_env import prompts, provenance
-from spgg_env.agents.ensemble import DEFAULT_CONFIG, Ensemble, build_ensemble
-from spgg_env.agents.rollout import RolloutRunner
-from spgg_env.tasks import make_task
+from spgg_env.agents.engine import SCHEDULES, Engine
+from spgg_env.agents.ensemble import DEFAULT_CONFIG, Ensemble, EnsembleConfig, build_ensemble
+from spgg_env.agents.episodes import EpisodeRunner
+from spgg_env.spec import GameSpec
 
 TRANSCRIPTS = "transcripts.jsonl"
 SUMMARY = "summary.json"
 META = "run_meta.json"
+LOCK = ".lock"
 OBSERVATIONS = ("partial", "full")
+#: The main job's game: effort counted in the model's own tokens, 128 of them being effort 1
+#: (the default ensemble's ``max_new_tokens``).
+RUN_DEFAULTS = {"max_tokens": 128, "token_counting": "model"}
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -53,46 +62,50 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "run", help="play episodes with an LLM ensemble; write transcripts and a summary",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--task", default="arith",
-                   help="arith, gsm8k, mmlu, humaneval, summeval (default: arith, offline)")
     p.add_argument("--episodes", type=int, default=20, help="episodes per observation mode")
-    p.add_argument("--observation", default="partial", choices=[*OBSERVATIONS, "both"],
-                   help="partial (PO), full (FO) or both (PO then FO, same problems)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: runs/<task>-<observation>-<time>)")
     p.add_argument("--config", default=None,
                    help=f"ensemble YAML/JSON (default: {DEFAULT_CONFIG.name}, 3x SmolLM2-135M)")
     p.add_argument("--model", default=None,
                    help="model of every transformers agent: hub id, folder or 'embedded'")
-    p.add_argument("--n-agents", type=int, default=None,
-                   help="number of agents (cycles the config's agents)")
-    p.add_argument("--batch-size", type=int, default=8, help="episodes played in lockstep (K)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", default=None, help="task split (default: the task's first)")
-    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="task constructor option, repeatable (e.g. difficulty=easy, "
-                        "data_path=/data/gsm8k); values are read as YAML scalars")
-    p.add_argument("--mechanism", default="mac-spgg", help="reward mechanism")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: auto)")
     p.add_argument("--dtype", default=None, help="auto, float32, bfloat16 (default: auto)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="every agent's cap")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="every agent's generation cap (default: the config's)")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="generations decoded together (default: 8)")
+    p.add_argument("--schedule", default="continuous", choices=SCHEDULES,
+                   help="continuous (keep the batch full) or lockstep (one position at a time)")
+    p.add_argument("--seed", type=int, default=0, help="root seed of the run (default: 0)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     p.add_argument("--tensorboard", action="store_true", help="log to <out>/tensorboard")
     p.add_argument("--resume", action="store_true", help="continue an incomplete run in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    GameSpec.add_arguments(p, **RUN_DEFAULTS)
+    for action in p._actions:  # "both" plays the same problems in PO, then FO
+        if action.dest == "observation":
+            action.help = "partial (PO), full (FO), none, or both (PO then FO, same problems)"
     p.set_defaults(func=main)
     return p
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the job from parsed arguments; print where the results are."""
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
-        summary = _run_from_args(args)
+        specs = specs_from_args(args)
+        config = EnsembleConfig.load(args.config)  # a missing or bad config fails before loading
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        summary = run_job(
+            specs, episodes=args.episodes, out=args.out, config=config, model=args.model,
+            device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size, schedule=args.schedule, seed=args.seed,
+            tensorboard=args.tensorboard, resume=args.resume, progress=not args.no_progress,
+        )
     except (ValueError, OSError, RuntimeError) as exc:  # bad input: a message, not a traceback
         print(f"spgg run: error: {exc}", file=sys.stderr)
         return 2
@@ -100,108 +113,96 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
-    """``["difficulty=easy", "n_problems=50"]`` -> ``{"difficulty": "easy", "n_problems": 50}``.
-
-    Raises:
-        ValueError: If an item has no ``=``.
-    """
-    import yaml
-
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--task-option needs KEY=VALUE, got {pair!r}")
-        options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-    return options
-
-
-def _run_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run_job(
-        task=args.task, task_options=parse_options(args.task_option), episodes=args.episodes,
-        observation=args.observation, out=args.out,
-        config=args.config, model=args.model, n_agents=args.n_agents,
-        batch_size=args.batch_size, seed=args.seed, split=args.split,
-        mechanism=args.mechanism, device=args.device, dtype=args.dtype,
-        max_new_tokens=args.max_new_tokens, tensorboard=args.tensorboard, resume=args.resume,
-        progress=not args.no_progress,
-    )
+def specs_from_args(args: argparse.Namespace) -> list[GameSpec]:
+    """The game of each observation mode the command asks for (two with ``both``)."""
+    modes = list(OBSERVATIONS) if args.observation == "both" else [args.observation]
+    return [GameSpec.from_args(args, observation=mode) for mode in modes]
 
 
 # ------------------------------------------------------------------------------- job
 def run_job(
+    specs: GameSpec | Iterable[GameSpec],
     *,
-    task: str = "arith",
-    task_options: Mapping[str, Any] | None = None,
     episodes: int = 20,
-    observation: str = "partial",
     out: str | Path | None = None,
-    config: str | Path | Mapping[str, Any] | None = None,
+    config: EnsembleConfig | str | Path | Mapping[str, Any] | None = None,
     model: str | None = None,
-    n_agents: int | None = None,
-    batch_size: int = 8,
-    seed: int = 0,
-    split: str | None = None,
-    mechanism: str = "mac-spgg",
     device: str | None = None,
     dtype: str | None = None,
     max_new_tokens: int | None = None,
+    batch_size: int = 8,
+    schedule: str = "continuous",
+    seed: int = 0,
     tensorboard: bool = False,
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Play ``episodes`` episodes per observation mode and write the run folder.
+    """Play ``episodes`` episodes of each game (one per observation mode) and write the folder.
 
     Returns:
         The summary (also written to ``summary.json``), with ``"out"`` set to the folder.
 
     Raises:
         FileExistsError: If ``out`` already holds a transcript and ``resume`` is False.
+        BlockingIOError: If another run is writing to ``out``.
         ValueError: On a bad argument (the message names it).
     """
+    specs = [specs] if isinstance(specs, GameSpec) else list(specs)
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes!r}")
-    modes = list(OBSERVATIONS) if observation == "both" else [observation]
-    if any(m not in OBSERVATIONS for m in modes):
-        raise ValueError(f"observation must be partial, full or both, got {observation!r}")
+    modes = [s.observation for s in specs]
+    if len(set(modes)) != len(modes) or len({s.replace(observation="full") for s in specs}) != 1:
+        raise ValueError("run_job plays one game in one or more observation modes")
+    first = specs[0]
+    label = "both" if len(specs) > 1 else first.observation
     out = Path(out) if out is not None else Path("runs") / (
-        f"{task}-{observation}-{time.strftime('%Y%m%d-%H%M%S')}")
-    transcript = out / TRANSCRIPTS
-    if transcript.exists() and not resume:
-        raise FileExistsError(
-            f"{transcript} exists; pass --resume to continue that run or choose another --out"
-        )
-    ensemble = build_ensemble(config, model=model, device=device, dtype=dtype,
-                              max_new_tokens=max_new_tokens, n_agents=n_agents)
-    max_tokens = max(a.params.max_new_tokens for a in ensemble.agents)
-    shared_task = make_task(task, **dict(task_options or {}))
-    runners = {m: RolloutRunner(ensemble, batch_size=batch_size, task=shared_task,
-                                observation=m, split=split, mechanism=mechanism,
-                                max_tokens=max_tokens)
-               for m in modes}
-    first = runners[modes[0]]
-    arguments = {"task": task, "task_options": dict(task_options or {}), "episodes": episodes,
-                 "observation": observation,
-                 "batch_size": batch_size, "seed": seed, "split": first.split,
-                 "mechanism": mechanism, "max_tokens": max_tokens,
-                 "config": str(config) if isinstance(config, str | Path) else config}
+        f"{first.task}-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    if resume and (out / META).is_file():
-        _check_same_run(json.loads((out / META).read_text(encoding="utf-8")), arguments, ensemble)
-    done = _done_episodes(transcript) if resume else {}
-    _write_json(out / META, run_meta(arguments, ensemble, first))
+    with _locked(out):
+        transcript = out / TRANSCRIPTS
+        if transcript.exists() and not resume:
+            raise FileExistsError(
+                f"{transcript} exists; pass --resume to continue that run or choose another --out"
+            )
+        ensemble = build_ensemble(config, model=model, device=device, dtype=dtype,
+                                  max_new_tokens=max_new_tokens, n_agents=first.n_agents)
+        engine = Engine(ensemble.backend_map(), max_batch=batch_size, schedule=schedule,
+                        seed=seed)
+        task = first.make_task()
+        runners = {s.observation: EpisodeRunner(s, ensemble, engine, task=task) for s in specs}
+        settings = {"episodes": episodes, "seed": seed, "batch_size": batch_size,
+                    "schedule": schedule}
+        meta = run_meta(specs, settings, ensemble, runners[modes[0]])
+        if resume and (out / META).is_file():
+            _check_same_run(json.loads((out / META).read_text(encoding="utf-8")), meta)
+        done = _done_episodes(transcript) if resume else {}
+        _write_json(out / META, meta)
+        start = time.perf_counter()
+        _play(runners, out, episodes, seed, done, tensorboard, progress)
+        records = list(read_transcripts(transcript))
+        summary = summarise(records, modes, episodes)
+        summary.update(task=first.task, split=first.split, seed=seed,
+                       wall_s=time.perf_counter() - start,
+                       peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        _write_json(out / SUMMARY, summary)
+    summary["out"] = str(out)
+    return summary
 
-    writers = _tensorboard_writers(out, modes) if tensorboard else {}
+
+def _play(runners: Mapping[str, EpisodeRunner], out: Path, episodes: int, seed: int,
+          done: Mapping[str, int], tensorboard: bool, progress: bool) -> None:
+    """Play every mode's missing episodes, appending each record as soon as it ends."""
     from tqdm import tqdm
 
-    bar = tqdm(total=episodes * len(modes), desc=f"spgg run {task}", unit="ep",
-               disable=not progress, initial=sum(min(done.get(m, 0), episodes) for m in modes))
-    start = time.perf_counter()
-    with transcript.open("a", encoding="utf-8") as sink:
-        for mode in modes:
+    writers = _tensorboard_writers(out, list(runners)) if tensorboard else {}
+    task = next(iter(runners.values())).spec.task
+    bar = tqdm(total=episodes * len(runners), desc=f"spgg run {task}", unit="ep",
+               disable=not progress, initial=sum(min(done.get(m, 0), episodes) for m in runners))
+    with (out / TRANSCRIPTS).open("a", encoding="utf-8") as sink:
+        for mode, runner in runners.items():
             skip = min(done.get(mode, 0), episodes)
-            for record in runners[mode].run(episodes - skip, seed=seed, first_episode=skip):
+            for episode in runner.run(episodes - skip, seed=seed, first_episode=skip):
+                record = episode.to_record()
                 sink.write(json.dumps(record, default=_jsonable, ensure_ascii=False) + "\n")
                 sink.flush()
                 if mode in writers:
@@ -211,14 +212,18 @@ def run_job(
     bar.close()
     for writer in writers.values():
         writer.close()
-    records = list(read_transcripts(transcript))
-    summary = summarise(records, modes, episodes)
-    summary.update(task=task, split=first.split, seed=seed,
-                   wall_s=time.perf_counter() - start,
-                   peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    _write_json(out / SUMMARY, summary)
-    summary["out"] = str(out)
-    return summary
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` for the run: a second run on the same folder fails at once."""
+    with (out / LOCK).open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BlockingIOError(f"another run is writing to {out}; wait for it or choose "
+                                  "another --out") from None
+        yield
 
 
 # ---------------------------------------------------------------------------- summary
@@ -262,7 +267,8 @@ def _summarise_mode(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
                                        for c in components},
             "mean_completion_tokens": _mean(s["completion_tokens"] for s in mine),
         }
-    wall = float(sum(r["wall_s"] for r in rows))
+    wall = (max(r["timing"]["finished_s"] for r in rows)
+            - min(r["timing"]["started_s"] for r in rows)) if rows else 0.0
     return {
         "episodes": len(rows),
         "finished_episodes": len(finished),
@@ -280,7 +286,7 @@ def _summarise_mode(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         "failed_generations": int(sum(r["failed_generations"] for r in rows)),
         "empty_generations": int(sum(s["empty_generation"] for r in rows for s in r["agents"])),
         "truncated_prompts": int(sum(s["prompt_truncated"] for r in rows for s in r["agents"])),
-        "generation_wall_s": wall,
+        "wall_s": wall,
         "episodes_per_min": 60.0 * len(rows) / wall if wall > 0 else None,
     }
 
@@ -310,17 +316,19 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------- meta
-def run_meta(arguments: Mapping[str, Any], ensemble: Ensemble, runner: RolloutRunner
-             ) -> dict[str, Any]:
+def run_meta(specs: list[GameSpec], settings: Mapping[str, Any], ensemble: Ensemble,
+             runner: EpisodeRunner) -> dict[str, Any]:
     """What a result needs to be understood and rerun."""
+    task = runner.task
     return {
-        "arguments": dict(arguments),
+        "games": [s.to_dict() for s in specs],
+        "settings": dict(settings),
         "ensemble_config": ensemble.config.to_dict() if ensemble.config else None,
         "ensemble": ensemble.describe(),
-        "task": {"name": runner.task.name, "version": runner.task.version,
-                 "split": runner.split, "split_hash": runner.task.split_hash(runner.split),
+        "task": {"name": task.name, "version": task.version, "split": runner.spec.split,
+                 "split_hash": task.split_hash(runner.spec.split),
                  "problems": runner.n_problems},
-        "prompt_template_sha256": prompts.template_hash(),
+        "prompt_template_sha256": prompts.template_hash(specs[0].prompt_style),
         **provenance.environment(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -352,19 +360,19 @@ def _done_episodes(path: Path) -> dict[str, int]:
     return done
 
 
-def _check_same_run(meta: Mapping[str, Any], arguments: Mapping[str, Any],
-                    ensemble: Ensemble) -> None:
-    """Refuse to resume a run whose settings (other than the episode count) differ."""
-    before = {k: v for k, v in meta.get("arguments", {}).items() if k != "episodes"}
-    now = {k: v for k, v in json.loads(json.dumps(arguments, default=str)).items()
-           if k != "episodes"}
-    config = ensemble.config.to_dict() if ensemble.config else None
-    if before != now or meta.get("ensemble_config") != config:
-        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-        raise ValueError(
-            f"--resume: the run in this folder used other settings ({changed or 'ensemble'}); "
-            "use the same arguments or another --out"
-        )
+def _check_same_run(before: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """Refuse to resume a run whose game, settings (other than the episode count) or ensemble
+    differ."""
+    keys = ("games", "settings", "ensemble_config")
+    old = {k: before.get(k) for k in keys}
+    new = json.loads(json.dumps({k: now.get(k) for k in keys}, default=str))
+    for part in (old, new):
+        if part["settings"]:
+            part["settings"] = {k: v for k, v in part["settings"].items() if k != "episodes"}
+    if old != new:
+        changed = [k for k in keys if old[k] != new[k]]
+        raise ValueError(f"--resume: the run in this folder used another {', '.join(changed)}; "
+                         "use the same arguments or another --out")
 
 
 def _tensorboard_writers(out: Path, modes: list[str]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class ScriptedBackend:
         prompts: Sequence[ChatPrompt],
         params: Sequence[GenerationParams] | GenerationParams,
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> list[Generation]:
         """Reply to each prompt from the script, cut to ``max_new_tokens`` words."""
         params = per_prompt_params(prompts, params)

@@ -45,6 +45,7 @@ from spgg_env.models import (
     resolve_device,
     resolve_dtype,
 )
+from spgg_env.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class TransformersBackend:
         prompts: Sequence[ChatPrompt],
         params: Sequence[GenerationParams] | GenerationParams,
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> list[Generation]:
         """Generate one completion per prompt in one left-padded batch (see module docstring).
 
@@ -146,7 +147,8 @@ class TransformersBackend:
 
     @torch.inference_mode()
     def _generate(
-        self, prompts: list[ChatPrompt], params: list[GenerationParams], seed: int | None
+        self, prompts: list[ChatPrompt], params: list[GenerationParams],
+        seed: int | Sequence[int] | None,
     ) -> list[Generation]:
         pairs = zip(prompts, params, strict=True)
         rows = [self._prompt_ids(p, gp.max_new_tokens) for p, gp in pairs]
@@ -218,6 +220,8 @@ class TransformersBackend:
                 logprobs=out_logprobs[i],
                 finish_reason=finish[i],
                 prompt_truncated=rows[i][1],
+                prompt_ids=list(rows[i][0]),
+                token_ids=out_tokens[i],
             )
             for i in range(n)
         ]
@@ -245,7 +249,9 @@ class TransformersBackend:
                             device=self.device)
         return ids, mask
 
-    def _generator(self, seed: int | None) -> torch.Generator:
+    def _generator(self, seed: int | Sequence[int] | None) -> torch.Generator:
+        if seed is not None and not isinstance(seed, int):  # one stream for the whole call
+            seed = derive_seed(0, *(int(s) for s in seed))
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,), generator=self._rng))
         return torch.Generator(device=self.device).manual_seed(seed)

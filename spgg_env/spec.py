@@ -83,6 +83,9 @@ class GameSpec:
     def __post_init__(self) -> None:
         cls = _task_class(self.task)
         set_ = object.__setattr__  # frozen: normalised values are stored once, here
+        for name in ("task_options", "mechanism_params"):  # None reads as "no options"
+            if getattr(self, name) is None:
+                set_(self, name, {})
         set_(self, "task", cls.name)
         set_(self, "task_options", _frozen_options(self.task_options, cls))
         split = self.split if self.split is not None else cls.splits[0]
@@ -97,7 +100,14 @@ class GameSpec:
         _check_choice("observation", self.observation, OBSERVATIONS)
         _check_choice("token_counting", self.token_counting, TOKEN_COUNTING)
         _check_choice("prompt_style", self.prompt_style, PROMPT_STYLES)
-        mechanism = make_mechanism(str(self.mechanism), **dict(self.mechanism_params))
+        if isinstance(self.mechanism, str):
+            mechanism = make_mechanism(self.mechanism, **dict(self.mechanism_params))
+        else:  # a ready mechanism instance: its own parameters
+            mechanism = make_mechanism(self.mechanism)
+            if self.mechanism_params and dict(self.mechanism_params) != dataclasses.asdict(
+                    mechanism):
+                raise ValueError("give mechanism_params with a mechanism name, not with a "
+                                 "ready mechanism instance")
         set_(self, "mechanism", mechanism.name)
         set_(self, "mechanism_params", MappingProxyType(dataclasses.asdict(mechanism)))
         if not mechanism.sequential:

@@ -46,24 +46,22 @@ def test_agent_rejects_observation_without_prompt():
         LLMAgent("a", ScriptedBackend()).chat({"position": 0})
 
 
-def test_agent_uses_its_params_or_per_episode_ones():
+def test_agent_uses_its_params():
     backend = ScriptedBackend("one two three")
     agent = LLMAgent("a", backend, GenerationParams(max_new_tokens=2))
     assert agent.act(OBS, seed=3) == "one two"
     assert backend.calls[-1]["seed"] == 3
-    wide = GenerationParams(max_new_tokens=10, temperature=1.0)
-    out = agent.act_batch([OBS, OBS], params=[wide, agent.params])
-    assert [g.text for g in out] == ["one two three", "one two"]
-    assert backend.calls[-1]["params"] == [wide, agent.params]
+    assert backend.calls[-1]["params"] == [agent.params]
 
 
 def test_failed_generation_is_an_empty_contribution():
     def boom(*_):
         raise RuntimeError("server down")
 
-    agent = LLMAgent("a", ScriptedBackend(boom))
+    backend = ScriptedBackend(boom)
+    agent = LLMAgent("a", backend)
     assert agent.act(OBS) == ""
-    assert agent.act_batch([OBS])[0].error == "RuntimeError: server down"
+    assert len(backend.calls) == 1
 
 
 # -------------------------------------------------------------------------- configs

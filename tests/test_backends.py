@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from spgg_env import embedded_model
-from spgg_env.agents.backend import Backend, GenerationParams
+from spgg_env.agents.backend import Backend, GenerationParams, per_prompt_seeds
 from spgg_env.agents.openai_backend import OpenAIBackend
 from spgg_env.agents.scripted import ScriptedBackend
 from spgg_env.agents.tiny_lm import save_tiny_lm
@@ -311,10 +311,11 @@ def test_openai_backend_round_trip(server):
     assert [g.text for g in out] == ["echo: one", "echo: two"]
     assert out[0].prompt_tokens == 11 and out[0].completion_tokens == 2
     assert out[0].logprobs == [-0.5, -0.25]
-    sent = sorted(server.requests, key=lambda b: b["seed"])
+    sent = sorted(server.requests, key=lambda b: b["messages"][-1]["content"])
+    assert [b["messages"][-1]["content"] for b in sent] == ["one", "two"]
     assert sent[0]["max_tokens"] == 33 and sent[0]["top_k"] == 20
     assert sent[0]["repetition_penalty"] == 1.2 and sent[0]["presence_penalty"] == 0.5
-    assert sent[0]["seed"] == 5 and sent[1]["seed"] == 6
+    assert [b["seed"] for b in sent] == per_prompt_seeds(2, 5)  # each prompt its own stream
     assert "top_k" not in sent[1] and "repetition_penalty" not in sent[1]  # neutral: not sent
 
 

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from spgg_env import cli
-from spgg_env.agents.run_job import parse_options, read_transcripts, run_job
+from spgg_env.agents.run_job import read_transcripts, run_job
 from spgg_env.agents.tiny_lm import save_tiny_lm
+from spgg_env.seeding import episode_seed
+from spgg_env.spec import GameSpec
 from spgg_env.tasks import make_task
 
 torch.set_num_threads(1)
@@ -43,7 +45,8 @@ def test_transcripts_hold_every_episode_of_both_modes(both_run):
         ("partial", 0), ("partial", 1), ("partial", 2), ("full", 0), ("full", 1), ("full", 2)]
     problems = make_task("arith").problems("test")
     for r in records:
-        assert r["seed"] == 4 + r["episode"]
+        assert r["seed"] == episode_seed(4, r["episode"])
+        assert r["reference"] == problems[r["episode"]].answer
         assert r["problem_uid"] == problems[r["episode"]].uid
         assert r["error"] is None and 0.0 <= r["group_score"] <= 1.0
         assert [s["name"] for s in r["agents"]] == ["solver", "checker", "finaliser"]
@@ -51,6 +54,7 @@ def test_transcripts_hold_every_episode_of_both_modes(both_run):
             assert problems[r["episode"]].question in s["prompt"][-1]["content"]
             assert s["prompt"][0]["role"] == "system"
             assert s["completion_tokens"] <= 8 and s["params"]["max_new_tokens"] == 8
+            assert "extracted" in s and "score" in s
             assert set(s["reward_components"]) >= {"cost", "synergy", "public_share",
                                                    "penalty", "total"}
     po = {r["episode"]: r for r in records if r["observation"] == "partial"}
@@ -87,7 +91,10 @@ def test_summary_matches_the_transcripts(both_run):
 def test_run_meta_identifies_data_model_and_code(both_run, tiny):
     meta = json.loads((both_run / "run_meta.json").read_text())
     assert meta["task"]["split_hash"] == make_task("arith").split_hash("test")
-    assert meta["arguments"]["episodes"] == 3 and meta["arguments"]["batch_size"] == 2
+    assert meta["settings"]["episodes"] == 3 and meta["settings"]["batch_size"] == 2
+    games = [GameSpec.from_dict(g) for g in meta["games"]]
+    assert [g.observation for g in games] == ["partial", "full"]
+    assert games[0].token_counting == "model" and games[0].max_tokens == 128
     backends = meta["ensemble"]["backends"]
     assert len(backends) == 1 and backends[0]["model"] == tiny
     assert backends[0]["backend"] == "transformers" and backends[0]["device"] in {"cpu", "cuda"}
@@ -97,28 +104,27 @@ def test_run_meta_identifies_data_model_and_code(both_run, tiny):
 
 
 def test_resume_completes_an_interrupted_run_without_duplicates(tiny, tmp_path):
-    kwargs = dict(task="arith", observation="partial", out=tmp_path, model=tiny,
-                  max_new_tokens=4, batch_size=2, progress=False)
-    run_job(episodes=2, **kwargs)
+    kwargs = dict(out=tmp_path, model=tiny, max_new_tokens=4, batch_size=2, progress=False)
+    spec = GameSpec(task="arith", token_counting="model")
+    run_job(spec, episodes=2, **kwargs)
     with pytest.raises(FileExistsError, match="--resume"):
-        run_job(episodes=3, **kwargs)
-    summary = run_job(episodes=3, resume=True, **kwargs)
+        run_job(spec, episodes=3, **kwargs)
+    summary = run_job(spec, episodes=3, resume=True, **kwargs)
     records = list(read_transcripts(tmp_path / "transcripts.jsonl"))
     assert [r["episode"] for r in records] == [0, 1, 2]
     assert summary["observations"]["partial"]["episodes"] == 3
-    with pytest.raises(ValueError, match="batch_size"):
-        run_job(episodes=4, resume=True, **{**kwargs, "batch_size": 3})
+    with pytest.raises(ValueError, match="settings"):
+        run_job(spec, episodes=4, resume=True, **{**kwargs, "batch_size": 3})
+    with pytest.raises(ValueError, match="games"):
+        run_job(spec.replace(max_tokens=64), episodes=4, resume=True, **kwargs)
 
 
 def test_bad_arguments_are_named(tiny, tmp_path):
+    spec = GameSpec(task="arith")
     with pytest.raises(ValueError, match="episodes"):
-        run_job(episodes=0, out=tmp_path, model=tiny)
-    with pytest.raises(ValueError, match="observation"):
-        run_job(observation="fog", out=tmp_path, model=tiny)
+        run_job(spec, episodes=0, out=tmp_path, model=tiny)
     with pytest.raises(FileNotFoundError, match="no-such-model"):
-        run_job(episodes=1, out=tmp_path, model=str(tmp_path / "no-such-model"))
-    with pytest.raises(SystemExit):
-        cli.main(["run", "--observation", "fog"])
+        run_job(spec, episodes=1, out=tmp_path, model=str(tmp_path / "no-such-model"))
 
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
@@ -131,14 +137,47 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
 
 
 def test_task_options_reach_the_task(tiny, tmp_path):
-    assert parse_options(["difficulty=easy", "n_problems=50", "flag=true"]) == {
-        "difficulty": "easy", "n_problems": 50, "flag": True}
-    with pytest.raises(ValueError, match="KEY=VALUE.*'easy'"):
-        parse_options(["easy"])
     code = cli.main(["run", "--episodes", "1", "--model", tiny, "--max-new-tokens", "2",
                      "--task-option", "difficulty=easy", "--out", str(tmp_path), "--no-progress"])
     assert code == 0
     record = next(iter(read_transcripts(tmp_path / "transcripts.jsonl")))
     assert "easy" in record["problem_uid"]
     meta = json.loads((tmp_path / "run_meta.json").read_text())
-    assert meta["arguments"]["task_options"] == {"difficulty": "easy"}
+    assert meta["games"][0]["task_options"] == {"difficulty": "easy"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--task-option", "difficulty_=easy"], "difficulty_"),
+        (["--task-option", "easy"], "KEY=VALUE"),
+        (["--config", "no/such/config.yaml"], "no/such/config.yaml"),
+        (["--task", "chess"], "chess"),
+        (["--mechanism-param", "zeta=1"], "zeta"),
+        (["--observation", "fog"], "fog"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2_before_any_model_loads(argv, named, capsys,
+                                                                 monkeypatch, tmp_path):
+    from spgg_env.agents import ensemble
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(ensemble, "make_backend", no_models)
+    code = cli.main(["run", "--episodes", "1", "--out", str(tmp_path / "o"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and named in err
+    assert err.startswith("spgg run: error:") and "\n" not in err and "Traceback" not in err
+
+
+def test_two_runs_never_write_to_one_folder(tmp_path):
+    import fcntl
+
+    from spgg_env.agents.run_job import LOCK
+
+    tmp_path.mkdir(exist_ok=True)
+    with (tmp_path / LOCK).open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BlockingIOError, match="another run is writing"):
+            run_job(GameSpec(task="arith"), episodes=1, out=tmp_path, model="unused")
