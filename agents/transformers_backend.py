@@ -79,6 +79,23 @@ class TransformersBackend:
             model, self.device, self.dtype
         )
         self.model_name = str(model)
+        self._setup(max_context, seed)
+
+    @classmethod
+    def wrap(cls, model: Any, tokenizer: Any, *, name: str | None = None,
+             max_context: int | None = None, seed: int = 0) -> TransformersBackend:
+        """A backend over an already loaded model (e.g. a learner's model with its adapters);
+        the model stays where it is, in its dtype."""
+        self = cls.__new__(cls)
+        first = next(model.parameters())
+        self.device, self.dtype = first.device, first.dtype
+        self.model, self.tokenizer = model, tokenizer
+        self.model_name = name or getattr(model, "name_or_path", "") or type(model).__name__
+        self.model_path = getattr(getattr(model, "config", None), "_name_or_path", None)
+        self._setup(max_context, seed)
+        return self
+
+    def _setup(self, max_context: int | None, seed: int) -> None:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
