@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
-import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
 
 from spgg_env import embedded_model
-from spgg_env.agents.backend import Backend, GenerationParams, per_prompt_seeds
-from spgg_env.agents.openai_backend import OpenAIBackend
+from spgg_env.agents.backend import Backend, GenerationParams
 from spgg_env.agents.scripted import ScriptedBackend
 from spgg_env.agents.tiny_lm import save_tiny_lm
 from spgg_env.agents.transformers_backend import TransformersBackend
@@ -240,140 +234,6 @@ def test_real_embedded_model_answers_offline():
                            GenerationParams(max_new_tokens=16))[0]
     assert out.finish_reason in {"stop", "length"} and out.text.strip()
     assert backend.describe()["parameters"] > 100_000_000
-
-
-# ------------------------------------------------------------------------- HTTP backend
-class FakeServer:
-    """A loopback OpenAI-compatible server whose failures the test scripts."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.fail_first = 0  # answer 503 to this many chat requests first
-        self.status = 200
-        self.delay_s = 0.0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send(200, {"data": [{"id": "fake"}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                time.sleep(server.delay_s)
-                if server.fail_first > 0:
-                    server.fail_first -= 1
-                    return self._send(503, {"error": "busy"})
-                if server.status != 200:
-                    return self._send(server.status, {"error": "bad request"})
-                text = "echo: " + body["messages"][-1]["content"]
-                self._send(200, {
-                    "choices": [{"message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop",
-                                 "logprobs": {"content": [{"logprob": -0.5},
-                                                          {"logprob": -0.25}]}}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": 2},
-                })
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    fake = FakeServer()
-    yield fake
-    fake.close()
-
-
-def test_openai_backend_round_trip(server):
-    backend = OpenAIBackend(server.url, "fake", logprobs=True, backoff_s=0.01)
-    params = [GenerationParams(temperature=0.7, top_k=20, repetition_penalty=1.2,
-                               presence_penalty=0.5, max_new_tokens=33), GREEDY]
-    out = backend.generate([chat("one"), chat("two")], params, seed=5)
-    assert [g.text for g in out] == ["echo: one", "echo: two"]
-    assert out[0].prompt_tokens == 11 and out[0].completion_tokens == 2
-    assert out[0].logprobs == [-0.5, -0.25]
-    sent = sorted(server.requests, key=lambda b: b["messages"][-1]["content"])
-    assert [b["messages"][-1]["content"] for b in sent] == ["one", "two"]
-    assert sent[0]["max_tokens"] == 33 and sent[0]["top_k"] == 20
-    assert sent[0]["repetition_penalty"] == 1.2 and sent[0]["presence_penalty"] == 0.5
-    assert [b["seed"] for b in sent] == per_prompt_seeds(2, 5)  # each prompt its own stream
-    assert "top_k" not in sent[1] and "repetition_penalty" not in sent[1]  # neutral: not sent
-
-
-def test_openai_backend_retries_5xx_then_succeeds(server):
-    server.fail_first = 2
-    backend = OpenAIBackend(server.url, "fake", max_retries=3, backoff_s=0.01)
-    out = backend.generate([chat("x")], GREEDY)[0]
-    assert out.finish_reason == "stop" and out.text == "echo: x"
-    assert len(server.requests) == 3
-
-
-def test_openai_backend_gives_up_after_bounded_retries(server):
-    server.fail_first = 100
-    backend = OpenAIBackend(server.url, "fake", max_retries=2, backoff_s=0.01)
-    out = backend.generate([chat("x")], GREEDY)[0]
-    assert out.finish_reason == "error" and "503" in out.error and server.url in out.error
-    assert len(server.requests) == 3
-
-
-def test_openai_backend_does_not_retry_client_errors(server):
-    server.status = 400
-    backend = OpenAIBackend(server.url, "fake", max_retries=3, backoff_s=0.01)
-    out = backend.generate([chat("x")], GREEDY)[0]
-    assert out.finish_reason == "error" and "HTTP 400" in out.error
-    assert len(server.requests) == 1
-
-
-def test_openai_backend_times_out_and_records_it(server):
-    server.delay_s = 1.0
-    backend = OpenAIBackend(server.url, "fake", timeout_s=0.2, max_retries=0)
-    out = backend.generate([chat("x")], GREEDY)[0]
-    assert out.finish_reason == "error" and "Timeout" in out.error
-
-
-def test_openai_backend_sends_requests_concurrently(server):
-    server.delay_s = 0.3
-    backend = OpenAIBackend(server.url, "fake", concurrency=4)
-    start = time.perf_counter()
-    out = backend.generate([chat(str(i)) for i in range(4)], GREEDY)
-    assert [g.text for g in out] == [f"echo: {i}" for i in range(4)]  # order kept
-    assert time.perf_counter() - start < 1.0  # 4 x 0.3 s sequentially
-
-
-def test_unreachable_server_error_names_the_url():
-    with socket.socket() as sock:  # a loopback port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1"
-    with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}/v1/models"):
-        OpenAIBackend(url, "fake", timeout_s=2)
-    lazy = OpenAIBackend(url, "fake", check=False, max_retries=1, backoff_s=0.01)
-    out = lazy.generate([chat("x")], GREEDY)[0]
-    assert out.finish_reason == "error" and f"127.0.0.1:{port}" in out.error
-
-
-def test_bad_base_url_is_named():
-    with pytest.raises(ValueError, match="localhost:8000"):
-        OpenAIBackend("localhost:8000/v1", "fake")
 
 
 # ----------------------------------------------------------------------- scripted backend
