@@ -1,0 +1,225 @@
+"""Episodes on a Ray cluster: one episode engine per actor, records gathered in order.
+
+``spgg run ... --ray [ADDRESS] --workers N`` plays the same episodes as the single-process run,
+spread over ``N`` Ray actors (:class:`EpisodeWorker`), each holding its own ensemble, backends
+and :class:`~spgg_env.agents.engine.Engine`. The driver cuts the missing episodes of every
+observation mode into contiguous chunks, keeps every worker busy with one chunk at a time, and
+yields the records in the single-process order (mode by mode, episode by episode), so the
+transcript is the same file. What makes the records equal: an episode's env seed and every
+sampling seed derive from ``(root seed, episode index, position)`` only
+(:mod:`spgg_env.seeding`), never from which worker or batch played it. (Texts are then
+identical wherever the backend's numerics do not depend on the batch: greedy or seeded
+sampling on an HTTP server, or fp32 locally; bf16 batched matmuls can round differently in
+different batches.)
+
+A worker that dies (a crashed node, an out-of-memory kill) is replaced by a new actor and its
+chunk is played again from the start: records are only kept from chunks that finished, so
+nothing is lost or duplicated.
+
+Workers that only wait on HTTP (every backend ``kind: openai``) ask Ray for a quarter of a CPU;
+local models ask for one CPU, or one GPU when they run on ``cuda``. With a pool of servers,
+worker ``i`` keeps to server ``i mod n`` (``prefer=i``), so each server's prefix cache serves
+one stream of related prompts.
+
+Ray is an optional dependency: ``pip install -e ".[ray]"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from spgg_env.spec import GameSpec
+
+#: Environment variables a worker inherits from the driver (task data paths, caches).
+FORWARDED_ENV = ("SPGG_GSM8K_PATH", "SPGG_SUMMEVAL_PATH", "SPGG_CACHE", "HF_HOME",
+                 "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "SPGG_TEST_WORKER_DIES")
+
+
+def require_ray() -> Any:
+    """Import ``ray`` or say how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError('distributed runs need Ray: pip install -e ".[ray]"') from None
+    return ray
+
+
+def worker_config(config: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The ensemble config of worker ``index``: HTTP backends keep to server ``index mod n``."""
+    config = copy.deepcopy(dict(config))
+    for holder in [config.get("defaults") or {}, *(config.get("agents") or [])]:
+        backend = holder.get("backend")
+        if isinstance(backend, dict) and backend.get("kind") == "openai":
+            backend["prefer"] = index
+    return config
+
+
+def resources(config: Mapping[str, Any]) -> dict[str, float]:
+    """What one worker asks Ray for (see the module docstring)."""
+    kinds, devices = set(), set()
+    defaults = (config.get("defaults") or {}).get("backend") or {}
+    for agent in config.get("agents") or [{}]:
+        backend = {**defaults, **(agent.get("backend") or {})}
+        kinds.add(backend.get("kind", "transformers"))
+        devices.add(str(backend.get("device", "auto")))
+    if kinds == {"openai"}:
+        return {"num_cpus": 0.25}
+    if any(d.startswith("cuda") for d in devices):
+        return {"num_cpus": 1, "num_gpus": 1}
+    return {"num_cpus": 1}
+
+
+class EpisodeWorker:
+    """One Ray actor: an ensemble, its engine and a runner per game (see the module docstring).
+
+    Args:
+        config: The ensemble config (a mapping, as in ``run_meta.json``).
+        overrides: ``build_ensemble`` overrides (model, device, dtype, max_new_tokens, n_agents).
+        specs: The games (one per observation mode), as dicts.
+        batch_size: The engine's ``max_batch``.
+        schedule: The engine's schedule.
+        seed: The run's root seed.
+        index: This worker's index (it keeps to server ``index mod n`` of an HTTP pool).
+    """
+
+    def __init__(self, config: Mapping[str, Any], overrides: Mapping[str, Any],
+                 specs: Sequence[Mapping[str, Any]], batch_size: int, schedule: str, seed: int,
+                 index: int) -> None:
+        from spgg_env.agents.engine import Engine
+        from spgg_env.agents.ensemble import build_ensemble
+        from spgg_env.agents.episodes import EpisodeRunner
+
+        games = [GameSpec.from_dict(s) for s in specs]
+        self.ensemble = build_ensemble(worker_config(config, index), **dict(overrides))
+        engine = Engine(self.ensemble.backend_map(), max_batch=batch_size, schedule=schedule,
+                        seed=seed)
+        task = games[0].make_task()
+        _check_sandbox(task)
+        self.runners = {g.observation: EpisodeRunner(g, self.ensemble, engine, task=task)
+                        for g in games}
+        self.seed, self.index = seed, index
+
+    def play(self, mode: str, first: int, count: int) -> list[dict[str, Any]]:
+        """The records of episodes ``first .. first + count - 1`` of one observation mode."""
+        _maybe_die(first)
+        return [e.to_record() for e in self.runners[mode].run(count, seed=self.seed,
+                                                               first_episode=first)]
+
+    def describe(self) -> dict[str, Any]:
+        """The worker's ensemble and backends, for ``run_meta.json``."""
+        return {"index": self.index, "pid": os.getpid(), **self.ensemble.describe()}
+
+
+def play_distributed(
+    specs: Sequence[GameSpec],
+    config: Mapping[str, Any],
+    *,
+    episodes: int,
+    done: Mapping[str, int] | None = None,
+    workers: int = 2,
+    address: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    batch_size: int = 8,
+    schedule: str = "continuous",
+    seed: int = 0,
+    chunk: int | None = None,
+    max_restarts: int = 3,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Play the missing episodes of every game on Ray workers; yield ``(mode, record)`` in the
+    single-process order.
+
+    Args:
+        specs: The games, one per observation mode, in the order they are written.
+        config: The ensemble config mapping.
+        episodes: Episodes per mode.
+        done: Per mode, how many leading episodes are already written (``--resume``).
+        workers: Ray actors.
+        address: A Ray cluster address (``"auto"``, ``"ray://host:10001"``); ``None`` starts a
+            local cluster.
+        overrides: ``build_ensemble`` overrides.
+        batch_size: Each worker engine's ``max_batch``.
+        schedule: Each worker engine's schedule.
+        seed: The run's root seed.
+        chunk: Episodes per chunk (default ``2 * batch_size``).
+        max_restarts: How many dead workers may be replaced before the run fails.
+
+    Raises:
+        RuntimeError: If workers keep dying (more than ``max_restarts`` replacements).
+    """
+    ray = require_ray()
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 **({} if address else {"num_cpus": max(os.cpu_count() or 1, 1)}))
+    chunk = chunk or 2 * batch_size
+    done = dict(done or {})
+    todo: deque[tuple[str, int, int]] = deque()
+    for spec in specs:
+        start = min(done.get(spec.observation, 0), episodes)
+        for first in range(start, episodes, chunk):
+            todo.append((spec.observation, first, min(chunk, episodes - first)))
+    order = list(todo)
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}  # task data paths...
+    remote = ray.remote(**resources(config))(EpisodeWorker).options(
+        runtime_env={"env_vars": env} if env else None)
+    args = (dict(config), dict(overrides or {}), [s.to_dict() for s in specs], batch_size,
+            schedule, seed)
+    actors = {i: remote.remote(*args, i) for i in range(workers)}
+    running: dict[Any, tuple[int, tuple[str, int, int]]] = {}
+    finished: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    restarts = 0
+    next_out = 0
+
+    def dispatch(i: int) -> None:
+        if todo:
+            job = todo.popleft()
+            running[actors[i].play.remote(*job)] = (i, job)
+
+    for i in actors:
+        dispatch(i)
+    while running or next_out < len(order):
+        while next_out < len(order) and order[next_out] in finished:
+            for record in finished.pop(order[next_out]):
+                yield order[next_out][0], record
+            next_out += 1
+        if not running:
+            continue
+        ready, _ = ray.wait(list(running), num_returns=1)
+        i, job = running.pop(ready[0])
+        try:
+            finished[job] = ray.get(ready[0])
+        except ray.exceptions.RayActorError:
+            restarts += 1
+            if restarts > max_restarts:
+                raise RuntimeError(f"Ray workers died {restarts} times; last while playing "
+                                   f"{job[0]} episodes {job[1]}..{job[1] + job[2] - 1}") from None
+            todo.appendleft(job)  # played again from the start on a fresh worker
+            actors[i] = remote.remote(*args, i)
+        dispatch(i)
+
+
+def _check_sandbox(task: Any) -> None:
+    """A worker that would run generated code checks its sandbox at start, not mid-run."""
+    sandbox = getattr(task, "sandbox", None)
+    if sandbox is None:
+        return
+    probe = sandbox.run("print(6 * 7)")
+    if not probe.passed or probe.stdout.strip() != "42":
+        raise RuntimeError(f"the code sandbox does not work on this Ray node ({probe.status}: "
+                           f"{probe.reason}); see docs/sandbox.md for what it needs")
+
+
+def _maybe_die(first: int) -> None:
+    """Test hook: ``SPGG_TEST_WORKER_DIES=<path>:<episode>`` kills the worker once."""
+    hook = os.environ.get("SPGG_TEST_WORKER_DIES")
+    if not hook:
+        return
+    path, _, episode = hook.rpartition(":")
+    if int(episode) == first and not os.path.exists(path):
+        open(path, "w").close()  # noqa: SIM115 - a marker: die only the first time
+        os._exit(1)
