@@ -114,20 +114,105 @@ class EpisodeWorker:
         return {"index": self.index, "pid": os.getpid(), **self.ensemble.describe()}
 
 
+class WorkerPool:
+    """The Ray actors of a run, started once and reused for every chunk.
+
+    Args:
+        specs: The games, one per observation mode.
+        config: The ensemble config mapping.
+        workers: Ray actors.
+        address: A Ray cluster address (``"auto"``, ``"ray://host:10001"``); ``None`` starts a
+            local cluster (or uses the one already started in this process).
+        overrides: ``build_ensemble`` overrides.
+        batch_size: Each worker engine's ``max_batch``.
+        schedule: Each worker engine's schedule.
+        seed: The run's root seed.
+        max_restarts: How many dead workers may be replaced before the run fails.
+    """
+
+    def __init__(self, specs: Sequence[GameSpec], config: Mapping[str, Any], *,
+                 workers: int = 2, address: str | None = None,
+                 overrides: Mapping[str, Any] | None = None, batch_size: int = 8,
+                 schedule: str = "continuous", seed: int = 0, max_restarts: int = 3) -> None:
+        ray = self.ray = require_ray()
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     **({} if address else {"num_cpus": max(os.cpu_count() or 1, 1)}))
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}  # data paths...
+        self._remote = ray.remote(**resources(config))(EpisodeWorker).options(
+            runtime_env={"env_vars": env} if env else None)
+        self._args = (dict(config), dict(overrides or {}), [s.to_dict() for s in specs],
+                      batch_size, schedule, seed)
+        self.actors = {i: self._remote.remote(*self._args, i) for i in range(workers)}
+        self.batch_size, self.max_restarts, self.restarts = batch_size, max_restarts, 0
+
+    def ready(self) -> list[dict[str, Any]]:
+        """Wait until every worker is up; return their descriptions."""
+        return self.ray.get([a.describe.remote() for a in self.actors.values()])
+
+    def play(self, jobs: Sequence[tuple[str, int, int]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Play ``(mode, first, count)`` chunks; yield ``(mode, record)`` in job order."""
+        ray = self.ray
+        todo = deque(jobs)
+        running: dict[Any, tuple[int, tuple[str, int, int]]] = {}
+        finished: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+        next_out = 0
+
+        def dispatch(i: int) -> None:
+            if todo:
+                job = todo.popleft()
+                running[self.actors[i].play.remote(*job)] = (i, job)
+
+        for i in self.actors:
+            dispatch(i)
+        while next_out < len(jobs):
+            while next_out < len(jobs) and jobs[next_out] in finished:
+                for record in finished.pop(jobs[next_out]):
+                    yield jobs[next_out][0], record
+                next_out += 1
+            if not running:
+                continue
+            ready, _ = ray.wait(list(running), num_returns=1)
+            i, job = running.pop(ready[0])
+            try:
+                finished[job] = ray.get(ready[0])
+            except ray.exceptions.RayActorError:
+                self.restarts += 1
+                if self.restarts > self.max_restarts:
+                    raise RuntimeError(
+                        f"Ray workers died {self.restarts} times; last while playing {job[0]} "
+                        f"episodes {job[1]}..{job[1] + job[2] - 1}") from None
+                todo.appendleft(job)  # played again from the start on a fresh worker
+                self.actors[i] = self._remote.remote(*self._args, i)
+            dispatch(i)
+
+    def close(self) -> None:
+        """Stop the workers."""
+        for actor in self.actors.values():
+            self.ray.kill(actor)
+        self.actors = {}
+
+
+def chunks(specs: Sequence[GameSpec], episodes: int, size: int,
+           done: Mapping[str, int] | None = None) -> list[tuple[str, int, int]]:
+    """The missing episodes of every mode as ``(mode, first, count)`` chunks, in write order."""
+    done = dict(done or {})
+    return [(spec.observation, first, min(size, episodes - first))
+            for spec in specs
+            for first in range(min(done.get(spec.observation, 0), episodes), episodes, size)]
+
+
 def play_distributed(
     specs: Sequence[GameSpec],
     config: Mapping[str, Any],
     *,
     episodes: int,
     done: Mapping[str, int] | None = None,
-    workers: int = 2,
-    address: str | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    batch_size: int = 8,
-    schedule: str = "continuous",
-    seed: int = 0,
     chunk: int | None = None,
-    max_restarts: int = 3,
+    pool: WorkerPool | None = None,
+    **pool_options: Any,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Play the missing episodes of every game on Ray workers; yield ``(mode, record)`` in the
     single-process order.
@@ -137,70 +222,20 @@ def play_distributed(
         config: The ensemble config mapping.
         episodes: Episodes per mode.
         done: Per mode, how many leading episodes are already written (``--resume``).
-        workers: Ray actors.
-        address: A Ray cluster address (``"auto"``, ``"ray://host:10001"``); ``None`` starts a
-            local cluster.
-        overrides: ``build_ensemble`` overrides.
-        batch_size: Each worker engine's ``max_batch``.
-        schedule: Each worker engine's schedule.
-        seed: The run's root seed.
         chunk: Episodes per chunk (default ``2 * batch_size``).
-        max_restarts: How many dead workers may be replaced before the run fails.
+        pool: Workers to reuse; default: a new :class:`WorkerPool` (closed at the end).
+        **pool_options: :class:`WorkerPool` arguments (``workers``, ``address``, ``seed``...).
 
     Raises:
-        RuntimeError: If workers keep dying (more than ``max_restarts`` replacements).
+        RuntimeError: If workers keep dying.
     """
-    ray = require_ray()
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers!r}")
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 **({} if address else {"num_cpus": max(os.cpu_count() or 1, 1)}))
-    chunk = chunk or 2 * batch_size
-    done = dict(done or {})
-    todo: deque[tuple[str, int, int]] = deque()
-    for spec in specs:
-        start = min(done.get(spec.observation, 0), episodes)
-        for first in range(start, episodes, chunk):
-            todo.append((spec.observation, first, min(chunk, episodes - first)))
-    order = list(todo)
-    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}  # task data paths...
-    remote = ray.remote(**resources(config))(EpisodeWorker).options(
-        runtime_env={"env_vars": env} if env else None)
-    args = (dict(config), dict(overrides or {}), [s.to_dict() for s in specs], batch_size,
-            schedule, seed)
-    actors = {i: remote.remote(*args, i) for i in range(workers)}
-    running: dict[Any, tuple[int, tuple[str, int, int]]] = {}
-    finished: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
-    restarts = 0
-    next_out = 0
-
-    def dispatch(i: int) -> None:
-        if todo:
-            job = todo.popleft()
-            running[actors[i].play.remote(*job)] = (i, job)
-
-    for i in actors:
-        dispatch(i)
-    while running or next_out < len(order):
-        while next_out < len(order) and order[next_out] in finished:
-            for record in finished.pop(order[next_out]):
-                yield order[next_out][0], record
-            next_out += 1
-        if not running:
-            continue
-        ready, _ = ray.wait(list(running), num_returns=1)
-        i, job = running.pop(ready[0])
-        try:
-            finished[job] = ray.get(ready[0])
-        except ray.exceptions.RayActorError:
-            restarts += 1
-            if restarts > max_restarts:
-                raise RuntimeError(f"Ray workers died {restarts} times; last while playing "
-                                   f"{job[0]} episodes {job[1]}..{job[1] + job[2] - 1}") from None
-            todo.appendleft(job)  # played again from the start on a fresh worker
-            actors[i] = remote.remote(*args, i)
-        dispatch(i)
+    own = pool is None
+    pool = pool or WorkerPool(specs, config, **pool_options)
+    try:
+        yield from pool.play(chunks(specs, episodes, chunk or 2 * pool.batch_size, done))
+    finally:
+        if own:
+            pool.close()
 
 
 def _check_sandbox(task: Any) -> None:
