@@ -322,6 +322,7 @@ def _keep_only(fds: list) -> None:
 def _run_candidate(cfg: dict, source: str, channel) -> None:
     """Run the untrusted code in this process and exit: a program, or a served candidate."""
     sys.argv = ["program.py"]
+    _prctl(PR_SET_DUMPABLE, 1)  # its own memory and /proc/self are its own to read
     if "random" in sys.modules:  # inherited from the server: reseed for reproducible runs
         sys.modules["random"].seed(0)
     code = 0

@@ -42,6 +42,7 @@ import math
 import random
 import socket
 import struct
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -229,13 +230,24 @@ def serve(sock: socket.socket, source: str, entry_point: str, filename: str) -> 
     if not callable(function):
         send_message(sock, encode(["no_entry_point", type_name(function)]))
         return
+    _flush()
     send_message(sock, encode(["ready"]))
     while True:
         try:
             args, kwargs = decode(recv_message(sock, 1 << 30))
         except ChannelClosed:
             return
-        send_message(sock, _call(function, args, kwargs))
+        reply = _call(function, args, kwargs)
+        _flush()  # the process is killed, not ended, when the check is over
+        send_message(sock, reply)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - a closed or replaced stream is the candidate's
+            pass
 
 
 def _call(function: Callable[..., Any], args: list, kwargs: dict) -> bytes:
