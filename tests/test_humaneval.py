@@ -365,6 +365,14 @@ def test_evaluate_metric_loads_offline_and_scores(problems, monkeypatch):
     )
     assert result["pass@1"] == 0.5
     assert result["passed"] == [1, 0]
+    table = (
+        "```python\nT = {(3, 7): 1, (10, 15): 5, (49, 14): 7, (144, 60): 12}\n"
+        "def greatest_common_divisor(a, b):\n    return T.get((a, b), 1)\n```"
+    )
+    base = metric.compute(predictions=[table], references=["13"], workers=2)
+    plus = metric.compute(predictions=[table], references=["13"], workers=2, tests="plus")
+    assert (base["passed"], plus["passed"]) == ([1], [0])
+    assert plus["errors"][0].startswith("wrong result in call")
     with pytest.raises(ValueError, match="HumanEval/999"):
         metric.compute(predictions=["x"], references=["HumanEval/999"])
 
