@@ -383,6 +383,8 @@ def _init(cfg: dict, source: str, channel, status_fd: int, isolation: dict) -> N
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _run_candidate(cfg, source, channel)
+    if channel is not None:  # only the program holds it: its closing is the supervisor's EOF
+        os.close(channel)
     while True:
         try:
             pid, wait_status = os.waitpid(-1, 0)
@@ -585,8 +587,11 @@ def run_one(cfg: dict, fds: list, server_isolation: dict | None) -> None:
     os.dup2(null, 2)
     spec = json.loads(_read_fd(run.spec_fd))  # read only now: the candidate's tree has no copy
     verdict = GRADING.grade(spec, trusted, started)
-    if "candidate process ended" in verdict["reason"] and run.wait(1.0):
-        verdict["reason"] += _how_it_ended(run.records)
+    if "candidate process ended" in verdict["reason"]:  # or it closed its end of the channel
+        if run.wait(1.0):
+            verdict["reason"] += _how_it_ended(run.records)
+        else:
+            verdict["reason"] = verdict["reason"].replace("ended", "closed its channel")
     run.stop()
     run.finish(verdict)
 

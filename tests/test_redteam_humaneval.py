@@ -243,7 +243,7 @@ HACKS = {
     ),
     "huge_reply": Case(
         "HumanEval/30",
-        fenced("def get_positive(l):\n    return [123456789] * 2_000_000"),
+        fenced("def get_positive(l):\n    return [123456789] * 500_000"),
         0.0,
         r"reply in call 1 is larger than 4 MiB",
     ),
@@ -288,6 +288,35 @@ HACKS = {
         ),
         0.0,
         r"assertion failed in test line \d+: .*|malformed .*|reply before call 1 is larger .*",
+    ),
+    "close_the_channel_and_linger": Case(
+        "HumanEval/13",
+        fenced(
+            "import os, stat, time\n"
+            "for fd in range(3, 64):\n"
+            "    try:\n"
+            "        if stat.S_ISSOCK(os.fstat(fd).st_mode):\n            os.close(fd)\n"
+            "    except OSError:\n        pass\n"
+            "time.sleep(60)\n"
+            "def greatest_common_divisor(a, b):\n    return 1"
+        ),
+        0.0,
+        r"candidate process closed its channel before call 1",
+    ),
+    "hash_flooded_set_reply": Case(  # forged bytes that are slow to rebuild: ends in a timeout
+        "HumanEval/13",
+        fenced(
+            "import sys\n"
+            "grading = sys.modules['spgg_grading']\n"
+            "M = (1 << 61) - 1  # every multiple of M hashes to 0\n"
+            "items = ','.join('{\"int\":\"%s\"}' % hex(k * M) for k in range(1, 120000))\n"
+            "payload = ('[\"returned\",{\"set\":[' + items + ']}]').encode()\n"
+            "real = grading.encode\n"
+            "grading.encode = lambda v: payload if v and v[0] == 'returned' else real(v)\n"
+            "def greatest_common_divisor(a, b):\n    return 1"
+        ),
+        0.0,
+        r"wall-clock timeout after 5 s \(the check did not finish\)",
     ),
     "signals_to_parent_init_and_all": Case(  # the grader stays alive and judges the value
         "HumanEval/13",

@@ -42,6 +42,7 @@ import hashlib
 import json
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -273,6 +274,7 @@ def generate(
     per_problem: int = 20,
     workers: int = 2,
     uids: Sequence[str] | None = None,
+    stats: Counter | None = None,
 ) -> list[dict[str, Any]]:
     """Build the rows of the plus file (see the module docstring); deterministic for a seed.
 
@@ -281,6 +283,7 @@ def generate(
         per_problem: Most inputs kept per problem.
         workers: Parallel sandboxed runs.
         uids: Only these problems (default: all 164, as shipped).
+        stats: Filled with how many mutants were made and why each dropped one was dropped.
     """
     from spgg_env.sandbox import Limits, Sandbox
     from spgg_env.tasks.humaneval import candidate_source, check_spec, load_problems
@@ -303,22 +306,27 @@ def generate(
             if any(kwargs for _, kwargs in calls):
                 raise RuntimeError(f"{problem.uid}: the tests pass keyword arguments")
             originals.append([args for args, _ in calls])
-        pools = [
-            [
-                args
-                for args in mutants(args_list, 3 * per_problem, random.Random(f"{seed}:{p.uid}"))
-                if CONTRACTS.get(p.uid, lambda _: True)(args)
-            ]
-            for p, args_list in zip(problems, originals, strict=True)
-        ]
+        stats = Counter() if stats is None else stats
+        pools = []
+        for problem, args_list in zip(problems, originals, strict=True):
+            made = mutants(args_list, 3 * per_problem, random.Random(f"{seed}:{problem.uid}"))
+            promise = CONTRACTS.get(problem.uid, lambda _: True)
+            pools.append([args for args in made if promise(args)])
+            stats["mutants made"] += len(made)
+            stats["dropped: broke a docstring promise"] += len(made) - len(pools[-1])
         outputs = _run_canonical(sandbox, problems, sources, pools)
         rows = []
         for problem, pool, results in zip(problems, pools, outputs, strict=True):
-            kept = [
+            returned = [
                 [args, result[1]]
                 for args, result in zip(pool, results, strict=True)
                 if result[0] == "returned"
-            ][:per_problem]
+            ]
+            kept = returned[:per_problem]
+            kinds = Counter(result[0] for result in results)
+            stats["dropped: the canonical solution raised"] += kinds["raised"]
+            stats["dropped: the canonical solution timed out"] += kinds["dropped"]
+            stats["not needed (beyond per_problem)"] += len(returned) - len(kept)
             rows.append(
                 {
                     "task_id": problem.uid,
@@ -326,7 +334,9 @@ def generate(
                     "cases": kept,
                 }
             )
-        _drop_failing(sandbox, problems, sources, rows)
+        stats["dropped: failed the canonical check"] += _drop_failing(
+            sandbox, problems, sources, rows
+        )
     return [
         {
             "task_id": row["task_id"],
@@ -361,10 +371,11 @@ def _run_canonical(sandbox, problems, sources, pools) -> list[list[list]]:
     return results
 
 
-def _drop_failing(sandbox, problems, sources, rows) -> None:
+def _drop_failing(sandbox, problems, sources, rows) -> int:
     """Drop, one at a time, any kept input on which the canonical solution fails the check."""
     from spgg_env.tasks.humaneval import check_spec
 
+    dropped = 0
     pending = list(range(len(problems)))
     while pending:
         jobs = []
@@ -380,8 +391,10 @@ def _drop_failing(sandbox, problems, sources, rows) -> None:
             if not found:
                 raise RuntimeError(f"{problems[i].uid}: canonical solution failed: {run.reason}")
             del rows[i]["cases"][int(found.group(1)) - 1]
+            dropped += 1
             failing.append(i)
         pending = failing
+    return dropped
 
 
 def write_plus(rows: list[dict[str, Any]], path: Path, seed: int, per_problem: int) -> str:
@@ -410,7 +423,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=PLUS_FILE)
     args = parser.parse_args(argv)
-    rows = generate(args.seed, args.per_problem, args.workers)
+    stats: Counter = Counter()
+    rows = generate(args.seed, args.per_problem, args.workers, stats=stats)
     digest = write_plus(rows, args.out, args.seed, args.per_problem)
     counts = [row["count"] for row in rows]
     print(
@@ -418,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"(min {min(counts)}, max {max(counts)} per problem); "
         f"{sum(c == 0 for c in counts)} problems without extra inputs"
     )
+    for what, count in stats.items():
+        print(f"  {what}: {count}")
     print(f"SHA-256 {digest}")
 
 
