@@ -459,12 +459,11 @@ class _Run:
         self.records: dict = {}
         self.top = 0  # the pid at the top of the program's process tree
         self.status_fd = None
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(fds[0], 1)
-        os.dup2(fds[1], 2)
-        for fd in (null, fds[0], fds[1]):
-            os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)  # fd 0 when the server's channel was fd 0
+        for source, target in ((null, 0), (fds[0], 1), (fds[1], 2)):
+            if source != target:
+                os.dup2(source, target)
+                os.close(source)
 
     def start(self, channel) -> None:
         """Fork the program's process tree (PID 1 and the program, or the hardened program)."""

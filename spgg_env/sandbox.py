@@ -555,8 +555,8 @@ def _exit_code(records: dict) -> int | None:
 
 def _check_outcome(verdict: Mapping | None, returncode: int) -> tuple[Status, str]:
     """Status and reason of a check: the trusted side's verdict, or why there is none."""
-    if verdict is None:
-        return "error", f"the grader ended without a verdict (code {returncode})"
+    if verdict is None:  # e.g. killed by a candidate that shares its uid (fallback only)
+        return "failed", f"the check ended without a verdict (grader exit code {returncode})"
     return verdict["status"], verdict["reason"]
 
 

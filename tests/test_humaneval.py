@@ -251,6 +251,17 @@ def test_the_candidate_module_holds_no_test_code(problems):
         HumanEvalTask(sandbox=Sandbox(site_packages=True))
 
 
+def test_an_unprotected_verdict_is_announced():
+    from spgg_env.tasks.humaneval import _warn_if_unprotected
+
+    with pytest.warns(UserWarning, match="verdicts are not protected"):
+        _warn_if_unprotected({"namespaces": "none (disabled)", "user": "uid 1000 (unchanged)"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_unprotected({"namespaces": "none (disabled)", "user": "uid 7 (dropped from root)"})
+        _warn_if_unprotected({"namespaces": "net, ipc, mount", "user": "uid 1000 (unchanged)"})
+
+
 # ------------------------------------------------------------------------------ plus set
 def test_plus_file_is_pinned_and_summarised():
     data = humaneval_plus.PLUS_FILE.read_bytes()
@@ -347,7 +358,7 @@ def test_a_lookup_table_of_the_original_inputs_passes_base_but_not_plus():
     passed_plus = [p.uid for p, s in zip(problems, plus, strict=True) if s.value == 1.0]
     without_plus = [uid for uid, cases in humaneval_plus.load_plus().items() if cases.count == 0]
     failed_base = [p.uid for p, s in zip(problems, base, strict=True) if s.value < 1]
-    assert passed_base >= 160, failed_base
+    assert passed_base == 164, failed_base
     assert passed_plus == without_plus  # only where no extra input exists (all inputs seen)
     assert len(without_plus) <= 2
 

@@ -4,6 +4,7 @@ sandbox's own root shows no host file; the check mode grades across the process 
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import socket
@@ -317,6 +318,30 @@ def test_check_grades_outside_the_candidate_process():
     assert hang.status == "timeout" and hang.reason == f"timeout after {TIMEOUT_S:g} s in call 1"
     assert hang.duration_s < TIMEOUT_S + 2
     assert psutil.Process().children(recursive=True) == []
+
+
+def test_the_candidate_holds_only_stdio_and_its_end_of_the_channel():
+    """No descriptor of the supervisor (report, spec, the trusted end, the host's /proc)."""
+    source = (
+        "import os, stat\n"
+        "fds = sorted(int(fd) for fd in os.listdir('/proc/self/fd'))\n"
+        "kinds = {}\n"
+        "for fd in fds:\n"
+        "    try:\n"
+        "        mode = os.fstat(fd).st_mode\n"
+        "    except OSError:\n"
+        "        continue  # the listing's own descriptor, closed by now\n"
+        "    kinds[fd] = 'socket' if stat.S_ISSOCK(mode) else os.readlink(f'/proc/self/fd/{fd}')\n"
+        "print(sorted(kinds.items()))\n"
+        "def add(a, b):\n    return a + b\n"
+    )
+    with Sandbox(Limits(timeout_s=TIMEOUT_S)) as sandbox:
+        result = sandbox.check(source, ADD_SPEC)
+    assert result.passed
+    kinds = dict(ast.literal_eval(result.stdout))
+    assert kinds[0] == "/dev/null"
+    assert kinds[1].endswith("/stdout") and kinds[2].endswith("/stderr")
+    assert sorted(kinds.values()).count("socket") == 1 and len(kinds) == 4
 
 
 def test_check_kills_what_the_candidate_left_running():

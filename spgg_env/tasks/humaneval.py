@@ -35,7 +35,8 @@ answer, the sandbox status, the number of calls, the duration, the isolation and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from spgg_env.sandbox import Limits, Sandbox, SandboxResult
@@ -126,6 +127,7 @@ class HumanEvalTask(Task):
             )
         self.tests = tests
         self.sandbox = sandbox or Sandbox(Limits(timeout_s=timeout_s), workers=workers)
+        self._isolation_checked = False
 
     def load_split(self, split: str) -> Sequence[Problem]:
         """Load the ``"test"`` split (the only one HumanEval has)."""
@@ -148,6 +150,9 @@ class HumanEvalTask(Task):
             if ex.completion is not None
         }
         results = dict(zip(jobs, self.sandbox.check_many(list(jobs.values())), strict=True))
+        if results and not self._isolation_checked:
+            self._isolation_checked = True
+            _warn_if_unprotected(next(iter(results.values())).isolation)
         return [
             self._score(problem, ex, results.get(i))
             for i, ((problem, _), ex) in enumerate(zip(items, extractions, strict=True))
@@ -170,6 +175,18 @@ class HumanEvalTask(Task):
         }
         error = None if result.passed else result.reason
         return Score(float(result.passed), extracted=extraction.code, error=error, details=details)
+
+
+def _warn_if_unprotected(isolation: Mapping[str, str]) -> None:
+    """Warn when the verdict is not protected from the candidate (see docs/sandbox.md)."""
+    no_namespaces = isolation.get("namespaces", "").startswith("none")
+    if no_namespaces and "dropped" not in isolation.get("user", ""):
+        warnings.warn(
+            "the sandbox runs without namespaces and as the host's own uid: a candidate can "
+            "reach host files and processes, so HumanEval verdicts are not protected from it "
+            f"({isolation.get('namespaces')})",
+            stacklevel=3,
+        )
 
 
 def _extract(problem: Problem, text: Any) -> Extraction:
