@@ -336,9 +336,11 @@ class CandidateProxy:
         if reply == ["ready"]:
             return
         if _shape(reply, "import_error", str, str):
-            raise self._fail("failed", f"candidate code raised {reply[1]} when loaded: {reply[2]}")
+            name, message = _printable(reply[1]), _printable(reply[2])
+            raise self._fail("failed", f"candidate code raised {name} when loaded: {message}")
         if _shape(reply, "no_entry_point", str):
-            raise self._fail("failed", f"entry point is not a function (got {reply[1]})")
+            got = _printable(reply[1])
+            raise self._fail("failed", f"entry point is not a function (got {got})")
         raise self._fail("failed", "malformed first message from the candidate")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -358,11 +360,13 @@ class CandidateProxy:
         if _shape(reply, "returned", object):
             return reply[1]
         if _shape(reply, "raised", str, str):
-            self.raised = _rebuild_exception(reply[1], reply[2])
-            self.raised_reason = f"candidate raised {reply[1]} {where}: {reply[2]}"
+            name, message = _printable(reply[1]), _printable(reply[2])
+            self.raised = _rebuild_exception(name, message)
+            self.raised_reason = f"candidate raised {name} {where}: {message}"
             raise self.raised
         if _shape(reply, "not_plain", str):
-            raise self._fail("failed", f"return value is not plain data: {reply[1]} ({where})")
+            what = _printable(reply[1])
+            raise self._fail("failed", f"return value is not plain data: {what} ({where})")
         raise self._fail("failed", f"malformed reply {where}")
 
     def _receive(self, where: str, deadline: float | None = None) -> Any:
@@ -396,6 +400,11 @@ def _shape(reply: Any, head: str, *types: type) -> bool:
         return False
     pairs = zip(reply[1:], types, strict=True)
     return all(kind is object or type(item) is kind for item, kind in pairs)
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """The candidate's text for a one-line reason: printable characters only, cut."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
 
 
 def _rebuild_exception(name: str, message: str) -> BaseException:

@@ -264,6 +264,15 @@ HACKS = {
         0.0,
         r"candidate raised Exception in call 1: <unprintable message>",
     ),
+    "control_characters_in_the_reason": Case(  # the reason stays one printable line
+        "HumanEval/13",
+        fenced(
+            "def greatest_common_divisor(a, b):\n"
+            "    raise ValueError('no\\nall tests passed\\x1b[2J' + 'x' * 500)"
+        ),
+        0.0,
+        r"candidate raised ValueError in call 1: no\?all tests passed\?\[2Jx{177}",
+    ),
     # --- forged channel traffic, fds, signals ----------------------------------------------
     "patch_json_to_forge_replies": Case(  # a forged reply is at best a value it could return
         "HumanEval/0",
