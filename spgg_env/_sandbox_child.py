@@ -584,6 +584,7 @@ def run_one(cfg: dict, fds: list, server_isolation: dict | None) -> None:
     null = os.open(os.devnull, os.O_WRONLY)  # the trusted tests print nowhere
     os.dup2(null, 1)
     os.dup2(null, 2)
+    os.close(null)
     spec = json.loads(_read_fd(run.spec_fd))  # read only now: the candidate's tree has no copy
     verdict = GRADING.grade(spec, trusted, started)
     if "candidate process ended" in verdict["reason"]:  # or it closed its end of the channel

@@ -29,7 +29,7 @@ Any failure scores 0 and ``Score.error`` says why in one line: ``"no code found 
 contribution"``, ``"SyntaxError: ..."``, ``"assertion failed in test line 5: assert
 candidate(...) == ..."``, ``"return value is not plain data: generator (in call 1)"``,
 ``"candidate raised ValueError in call 2: ..."``, ``"timeout after 10 s in call 3"``,
-``"wrong result on plus input 4 of 20 (call 12)"``... ``Score.details`` records the kind of
+``"wrong result in call 12 (plus input 4 of 20)"``... ``Score.details`` records the kind of
 answer, the sandbox status, the number of calls, the duration, the isolation and the test set.
 """
 

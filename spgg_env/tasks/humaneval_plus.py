@@ -8,26 +8,29 @@ seed; regenerate with ``python -m spgg_env.tasks.humaneval_plus --seed 0``):
 
 1. **Record** the original inputs: the canonical solution runs the problem's own tests in the
    sandbox, and the trusted side keeps every call's arguments.
-2. **Mutate**, type-aware and within the originals' domain, so that inputs stay inside what the
-   problem promises (:func:`mutate`): an int moves by +-1, +-2 or to another value inside the
-   range seen at that argument; a float likewise (rounded to 3 decimals); a string with spaces
-   has its words swapped, dropped, repeated or replaced by words seen there; any other string
-   has characters replaced, swapped, inserted or deleted using the characters seen there; a
-   list has an element mutated, dropped, repeated, swapped or added from the elements seen;
-   tuples and dicts keep their shape and have one element or value mutated. Lengths stay within
-   the lengths seen.
-3. **Run the canonical solution** on the mutants (sandboxed, 1 s per call); a mutant on which it
-   raises or times out is dropped, as is one that repeats an original input or another mutant.
-4. **Keep** the first ``per_problem`` survivors with the canonical outputs, then verify that the
-   canonical solution passes the whole set (dropping any input it does not, e.g. a
-   HumanEval/32 polynomial whose root it misses).
+2. **Mutate**, keeping each argument's type and shape and staying within what the original
+   inputs at that argument look like (:func:`mutants`, :func:`mutate`): an int moves by +-1 or
+   +-2 or to another value, inside the range seen there; a float likewise (rounded to 3
+   decimals); a string with digits has one digit replaced by a digit seen there (formats such
+   as ``"5 apples and 6 oranges"`` or ``"03-11-2000"`` survive); a string of words has two
+   words swapped (vocabularies such as ``"three one five"`` survive); any other string has one
+   character replaced by one of the same class (lower, upper, other) seen there; a list or
+   tuple has one element mutated or two swapped; a dict has one value mutated. Lengths never
+   change. One or two arguments are mutated; a mutant equal to an original input or to
+   another mutant is dropped.
+3. **Keep promises**: a mutant that breaks a precondition stated in its problem's docstring is
+   dropped (:data:`CONTRACTS`: 12 problems, each rule quoting its docstring, e.g. balanced
+   parentheses for HumanEval/1, an N x N permutation grid for HumanEval/129).
+4. **Run the canonical solution** on the mutants (sandboxed, 1 s per call); a mutant on which
+   it raises or times out is dropped.
+5. **Keep** the first ``per_problem`` survivors with the canonical outputs, then verify that
+   the canonical solution passes the whole set (dropping any input it does not).
 
-One problem has a rule of its own: HumanEval/32 (``find_zero``) has many right answers, so its
-results are checked as roots of the reference ``poly`` (``compare="poly_root"``), and only
-inputs meeting its docstring's promise (an even number of coefficients, the last non-zero) are
-kept. Known limit: no per-problem input contracts beyond that one, so an input can still fall
-outside a problem's stated preconditions, where the canonical solution's answer is one of
-several defensible ones (see ``docs/reward_robustness_humaneval.md``).
+HumanEval/32 (``find_zero``) has many right answers, so its results are checked as roots of
+the reference ``poly`` (:data:`COMPARE`). Known limit: other docstring promises are not
+checked, so an input can still fall outside a problem's preconditions, where the canonical
+solution's answer is one of several defensible ones (see
+``docs/reward_robustness_humaneval.md``).
 
 File format: JSON lines; the first holds ``{"meta": {...}}`` (seed, count, generator version),
 then one line per problem with ``task_id``, ``compare``, ``count`` and ``cases``, the
