@@ -1,22 +1,39 @@
-"""Run untrusted Python programs in a hardened subprocess.
+"""Run untrusted Python code in a hardened subprocess, and grade it from outside.
 
-Generated code never runs in the host process. Each program runs in a process of its own,
+Generated code never runs in the host process. Each run happens in a process tree of its own,
 forked by a small **fork server** (``python -I -S spgg_env/_sandbox_child.py``, one per parallel
-worker, started on demand with a scrubbed environment), in its own temporary run directory
-(removed afterwards). The process hardens itself before it runs a line of the program (see
-:mod:`spgg_env._sandbox_child` for the exact steps):
+worker, started on demand with a scrubbed environment). The code is hardened before it runs a
+line (see :mod:`spgg_env._sandbox_child` for the exact steps):
 
 * **namespaces** when the kernel allows (root, or unprivileged user namespaces): private mount,
-  network, PID, IPC and UTS namespaces. The program is PID 2 under a tiny PID 1; when PID 1 ends,
-  the kernel kills everything the program left behind, fork bombs included;
-* **read-only file system** except the program's working directory, and a fresh ``/proc``;
+  network, PID, IPC and UTS namespaces. The code is PID 2 under a tiny PID 1; when PID 1 ends,
+  the kernel kills everything the code left behind, fork bombs included;
+* **its own read-only root** holding only the standard library and the system libraries (no
+  installed packages, no repository, no other host file), a fresh ``/proc``, and a private
+  size-limited tmpfs ``/work`` as the only writable place;
 * **no network**: a network namespace with no interface up, or (fallback) an audit hook that
   refuses internet sockets;
-* **limits**: wall-clock timeout (enforced by the server), CPU seconds, address space,
-  processes, file size (which also caps stdout/stderr, written to files), open files, no core
-  dumps;
-* **unprivileged user** when running as root: a uid/gid of its own per concurrent run, no groups;
+* **limits**: wall-clock timeout, CPU seconds, address space, processes, file size (which also
+  caps stdout/stderr, written to files), open files, no core dumps;
+* **unprivileged user** when running as root: a uid/gid of its own per concurrent run, no
+  groups (no capabilities when not root);
 * the whole process group is killed with ``SIGKILL`` when the run ends.
+
+Two ways to run code:
+
+* :meth:`Sandbox.run` runs a **program**; its exit status is the result;
+* :meth:`Sandbox.check` **grades a function across a process boundary**: the candidate's module
+  runs in the sandbox and serves calls of its entry point; the tests run in the run's
+  *supervisor*, a process forked from the fork server (pristine builtins, no candidate code ever
+  ran in it) outside the candidate's namespaces and uid, which alone writes the verdict. Only
+  plain data crosses (:mod:`spgg_env.grading`).
+
+  Why the trusted side is the supervisor and not the host process: it costs no extra process
+  (the supervisor already exists to start and reap the run), its interpreter is pristine (the
+  host's may be patched by anything the user imported), the HumanEval tests use the global
+  ``random`` module (they would consume the host's seeded state), and a test harness stuck on
+  a value (a pathological set, a huge number) is ended by the server's wall-clock kill instead
+  of hanging a host thread that cannot be killed.
 
 What actually ran is recorded in :attr:`SandboxResult.isolation`; read it, because a kernel
 without namespaces gives a weaker sandbox (see ``docs/sandbox.md``).
@@ -46,7 +63,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal["passed", "failed", "timeout", "error"]
 
@@ -73,6 +90,9 @@ class Limits:
         max_open_files: Open file descriptors (``RLIMIT_NOFILE``).
         max_output_bytes: How much of stdout and of stderr is returned.
         workdir_bytes: Size of the working directory (a private tmpfs; namespaces only).
+        call_timeout_s: :meth:`Sandbox.check` only: longest one call of the candidate may take
+            (default: no limit of its own; the whole check is bounded by ``timeout_s``).
+        max_reply_bytes: :meth:`Sandbox.check` only: longest serialised return value accepted.
     """
 
     timeout_s: float = 10.0
@@ -83,6 +103,8 @@ class Limits:
     max_open_files: int = 64
     max_output_bytes: int = 64 << 10
     workdir_bytes: int = 64 << 20
+    call_timeout_s: float | None = None
+    max_reply_bytes: int = 4 << 20
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -107,16 +129,20 @@ class SandboxResult:
     """What happened to one program.
 
     Attributes:
-        status: ``"passed"`` (exit code 0), ``"failed"`` (non-zero exit, uncaught exception,
-            killed by a signal or a limit), ``"timeout"`` (wall clock) or ``"error"`` (the
-            sandbox itself could not run the program).
+        status: ``"passed"`` (exit code 0; for a check: every test passed), ``"failed"``
+            (non-zero exit, uncaught exception, killed by a signal or a limit; a failed test),
+            ``"timeout"`` (wall clock) or ``"error"`` (the sandbox itself could not run it).
         reason: One line saying why (``"ok"`` when passed).
-        returncode: The program's exit code, ``-signal`` when killed, ``None`` if unknown.
+        returncode: The program's exit code, ``-signal`` when killed, ``None`` if unknown (a
+            checked candidate that is still serving when the check ends is killed unrecorded).
         stdout: The start of the program's stdout (capped at ``Limits.max_output_bytes``).
         stderr: The start of its stderr (same cap).
         duration_s: Wall-clock seconds of the whole run, start-up and clean-up included.
         isolation: Which protections actually ran (user, namespaces, network, filesystem,
             processes, limits).
+        verdict: For :meth:`Sandbox.check`, the trusted side's verdict
+            (:func:`spgg_env.grading.grade`: status, reason, number of calls, and what a
+            ``"record"`` or ``"apply"`` check kept); ``None`` for a program.
     """
 
     status: Status
@@ -126,6 +152,7 @@ class SandboxResult:
     stderr: str
     duration_s: float
     isolation: Mapping[str, str] = field(default_factory=dict)
+    verdict: Mapping[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -193,57 +220,49 @@ class Sandbox:
         weakref.finalize(self, self._servers.close)
 
     # ------------------------------------------------------------------ public
-    def run(
-        self, program: str, *, timeout_s: float | None = None, success_token: str | None = None
-    ) -> SandboxResult:
-        """Run one program; never raises on any program text.
+    def run(self, program: str, *, timeout_s: float | None = None) -> SandboxResult:
+        """Run one program as ``__main__``; never raises on any program text.
 
         Args:
-            program: Python source, run as ``__main__`` in a fresh working directory.
+            program: Python source, run in a fresh working directory.
             timeout_s: Wall-clock limit overriding ``limits.timeout_s``.
-            success_token: If given, the run passes only if it exits with code 0 *and* the
-                last line of its stdout is this token. A test harness prints a fresh random
-                token after its checks, so that ``sys.exit(0)`` or ``os._exit(0)`` in the code
-                under test cannot fake a pass.
         """
-        limits = self.limits
-        if timeout_s is not None:
-            limits = Limits(**{**asdict(limits), "timeout_s": timeout_s})
-        start = time.perf_counter()
-        uid = _UIDS.acquire() if self.drop_privileges else None
-        run_dir = tempfile.mkdtemp(prefix="spgg-sbx-", dir=self.tmp_dir)
-        try:
-            result = self._run_in(Path(run_dir), program, limits, uid, success_token)
-        except OSError as exc:
-            result = _error(f"sandbox could not start: {exc}")
-        finally:
-            _rmtree(run_dir)
-            if uid is not None:
-                _UIDS.release(uid)
-        return replace(result, duration_s=time.perf_counter() - start)
+        return self._run(program, None, self._limits(timeout_s))
 
     def run_many(
+        self, programs: Sequence[str], *, timeout_s: float | None = None
+    ) -> list[SandboxResult]:
+        """Run several programs on :attr:`workers` parallel workers; results in input order."""
+        limits = self._limits(timeout_s)
+        return self._map(lambda program: self._run(program, None, limits), programs)
+
+    def check(
+        self, source: str, spec: Mapping[str, Any], *, timeout_s: float | None = None
+    ) -> SandboxResult:
+        """Grade the function ``spec["entry_point"]`` of ``source`` across a process boundary.
+
+        ``source`` (the candidate's module) runs in the sandbox and serves calls; the trusted
+        test code of ``spec`` runs in the run's supervisor against a proxy, and its verdict is
+        the result (``status``, ``reason``, and the whole ``verdict``). Never raises on any
+        source text.
+
+        Args:
+            source: The candidate's module (e.g. a HumanEval prompt plus a completion).
+            spec: What :func:`spgg_env.grading.grade` runs: ``entry_point``, ``prompt``,
+                ``test``, and optionally ``mode``, ``plus``, ``compare``, ``inputs``.
+            timeout_s: Limit of the whole check, overriding ``limits.timeout_s``.
+        """
+        return self._run(source, dict(spec), self._limits(timeout_s))
+
+    def check_many(
         self,
-        programs: Sequence[str],
+        jobs: Sequence[tuple[str, Mapping[str, Any]]],
         *,
         timeout_s: float | None = None,
-        success_tokens: Sequence[str | None] | None = None,
     ) -> list[SandboxResult]:
-        """Run several programs on :attr:`workers` parallel workers; results in input order.
-
-        ``success_tokens`` (one per program, or None) works as in :meth:`run`.
-        """
-        tokens = list(success_tokens) if success_tokens is not None else [None] * len(programs)
-        if len(tokens) != len(programs):
-            raise ValueError(f"got {len(tokens)} success tokens for {len(programs)} programs")
-
-        def one(args: tuple[str, str | None]) -> SandboxResult:
-            return self.run(args[0], timeout_s=timeout_s, success_token=args[1])
-
-        if len(programs) <= 1 or self.workers == 1:
-            return [one(args) for args in zip(programs, tokens, strict=True)]
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(one, zip(programs, tokens, strict=True)))
+        """:meth:`check` several ``(source, spec)`` pairs in parallel; results in input order."""
+        limits = self._limits(timeout_s)
+        return self._map(lambda job: self._run(job[0], dict(job[1]), limits), jobs)
 
     def describe(self) -> dict[str, object]:
         """Configuration and the isolation a trivial program actually got on this host."""
@@ -266,34 +285,68 @@ class Sandbox:
         self.close()
 
     # ----------------------------------------------------------------- private
+    def _limits(self, timeout_s: float | None) -> Limits:
+        return self.limits if timeout_s is None else replace(self.limits, timeout_s=timeout_s)
+
+    def _map(self, one, items: Sequence) -> list[SandboxResult]:
+        if len(items) <= 1 or self.workers == 1:
+            return [one(item) for item in items]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(one, items))
+
+    def _run(self, source: str, spec: dict | None, limits: Limits) -> SandboxResult:
+        start = time.perf_counter()
+        uid = _UIDS.acquire() if self.drop_privileges else None
+        run_dir = tempfile.mkdtemp(prefix="spgg-sbx-", dir=self.tmp_dir)
+        try:
+            result = self._run_in(Path(run_dir), source, spec, limits, uid)
+        except OSError as exc:
+            result = _error(f"sandbox could not start: {exc}")
+        finally:
+            _rmtree(run_dir)
+            if uid is not None:
+                _UIDS.release(uid)
+        return replace(result, duration_s=time.perf_counter() - start)
+
     def _run_in(
-        self,
-        run_dir: Path,
-        program: str,
-        limits: Limits,
-        uid: int | None,
-        success_token: str | None,
+        self, run_dir: Path, source: str, spec: dict | None, limits: Limits, uid: int | None
     ) -> SandboxResult:
-        work = run_dir / "work"
+        work = run_dir / "work"  # the working directory of the fallback without namespaces
         work.mkdir()
-        (run_dir / "program.py").write_bytes(program.encode("utf-8", errors="replace"))
         if uid is not None:
             os.chown(work, uid, uid)
         request = {
+            "mode": "program" if spec is None else "check",
+            "entry_point": None if spec is None else spec["entry_point"],
             "work": str(work),
-            "program": str(run_dir / "program.py"),
-            "env": _clean_env(str(work)),
+            "env": _clean_env(),
             "uid": uid,
             "gid": uid,
             "limits": limits.rlimits(),
             "timeout_s": limits.timeout_s,
+            # A check ends itself at timeout_s; the server's kill is the backstop.
+            "server_timeout_s": limits.timeout_s + (0.0 if spec is None else 2.0),
         }
+        blobs = [source]
+        if spec is not None:
+            spec |= {
+                "timeout_s": limits.timeout_s,
+                "call_timeout_s": limits.call_timeout_s,
+                "max_reply_bytes": limits.max_reply_bytes,
+            }
+            blobs.append(json.dumps(spec))
         with (
             open(run_dir / "stdout", "wb+") as out,
             open(run_dir / "stderr", "wb+") as err,
             open(run_dir / "report", "wb+") as report,
         ):
-            reply = self._servers.request(request, [out, err, report], limits.timeout_s + 30.0)
+            memfds = [_memfd(text) for text in blobs]
+            try:
+                files = [out.fileno(), err.fileno(), report.fileno(), *memfds]
+                reply = self._servers.request(request, files, request["server_timeout_s"] + 30.0)
+            finally:
+                for fd in memfds:
+                    os.close(fd)
             if reply is None:
                 return _error("sandbox server died or hung; it was restarted")
             records = _read_report(report)
@@ -302,19 +355,20 @@ class Sandbox:
             stdout = _read_capped(out, limits.max_output_bytes)
             stderr = _read_capped(err, limits.max_output_bytes)
             last_line = _last_line(err)
-            last_out = _last_line(out)
         isolation = dict(records["isolation"]) | {"limits": _describe_limits(limits)}
+        verdict = records.get("verdict")
+        code = _exit_code(records)
         if reply["timed_out"]:
-            status, code = "timeout", None
-            reason = f"wall-clock timeout after {limits.timeout_s:g} s"
+            status, reason = "timeout", f"wall-clock timeout after {limits.timeout_s:g} s"
+            if spec is not None:
+                reason += " (the check did not finish)"
         elif "setup_error" in records:
-            status, reason, code = "error", f"sandbox setup failed: {records['setup_error']}", None
+            status, reason = "error", f"sandbox setup failed: {records['setup_error']}"
+        elif spec is not None:
+            status, reason = _check_outcome(verdict, reply["returncode"])
         else:
             status, reason, code = _outcome(records, reply["returncode"], last_line)
-            if status == "passed" and success_token is not None and last_out != success_token:
-                status = "failed"
-                reason = "exited with code 0 before the checks finished (sys.exit / os._exit?)"
-        return SandboxResult(status, reason, code, stdout, stderr, 0.0, isolation)
+        return SandboxResult(status, reason, code, stdout, stderr, 0.0, isolation, verdict)
 
 
 class _Server:
@@ -328,15 +382,14 @@ class _Server:
                 stdin=theirs.fileno(),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                env=_clean_env("/"),
+                env=_clean_env(),
                 cwd="/",
                 start_new_session=True,
             )
 
-    def request(self, request: dict, files: list, guard_s: float) -> dict | None:
-        """Send one run with its files; wait for the reply (None if the server failed)."""
+    def request(self, request: dict, fds: list[int], guard_s: float) -> dict | None:
+        """Send one run with its file descriptors; wait for the reply (None if the server died)."""
         try:
-            fds = [f.fileno() for f in files]
             socket.send_fds(self.channel, [json.dumps(request).encode()], fds)
             ready, _, _ = select.select([self.channel], [], [], guard_s)
             message = self.channel.recv(1 << 16) if ready else b""
@@ -358,18 +411,20 @@ class _ServerPool:
 
     def __init__(self, site_packages: bool, namespaces: bool, drop_privileges: bool) -> None:
         flags = ["-I"] if site_packages else ["-I", "-S"]
-        options = ([] if namespaces else ["--no-namespaces"]) + (
-            ["--drop"] if drop_privileges else []
+        options = (
+            ([] if namespaces else ["--no-namespaces"])
+            + (["--drop"] if drop_privileges else [])
+            + (["--site-packages"] if site_packages else [])
         )
         self._args = [sys.executable, *flags, str(_CHILD), *options]
         self._idle: list[_Server] = []
         self._all: list[_Server] = []
         self._lock = threading.Lock()
 
-    def request(self, request: dict, files: list, guard_s: float) -> dict | None:
+    def request(self, request: dict, fds: list[int], guard_s: float) -> dict | None:
         """Run a request on an idle server (started if none is idle)."""
         server = self._acquire()
-        reply = server.request(request, files, guard_s)
+        reply = server.request(request, fds, guard_s)
         with self._lock:
             if reply is not None:
                 self._idle.append(server)
@@ -406,13 +461,11 @@ class _ServerPool:
 
 
 # ---------------------------------------------------------------------- helpers
-def _clean_env(work: str) -> dict[str, str]:
-    """The whole environment the child sees: nothing of the host's."""
+def _clean_env() -> dict[str, str]:
+    """The whole environment the child sees: nothing of the host's (it adds HOME and TMPDIR)."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
-        "HOME": work,
-        "TMPDIR": work,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
         "PYTHONIOENCODING": "utf-8",
@@ -483,6 +536,28 @@ def _signal_reason(number: int) -> str:
         return f"killed by signal {number}"
     hint = _HINTS.get(sig)
     return f"killed by {sig.name}" + (f" ({hint})" if hint else "")
+
+
+def _memfd(text: str) -> int:
+    """An anonymous in-memory file holding ``text`` (no path anyone could open)."""
+    fd = os.memfd_create("spgg-sandbox", os.MFD_CLOEXEC)
+    data = text.encode("utf-8", errors="surrogatepass")
+    while data:
+        data = data[os.write(fd, data) :]
+    return fd
+
+
+def _exit_code(records: dict) -> int | None:
+    if "signal" in records:
+        return -records["signal"]
+    return records.get("returncode")
+
+
+def _check_outcome(verdict: Mapping | None, returncode: int) -> tuple[Status, str]:
+    """Status and reason of a check: the trusted side's verdict, or why there is none."""
+    if verdict is None:  # e.g. killed by a candidate that shares its uid (fallback only)
+        return "failed", f"the check ended without a verdict (grader exit code {returncode})"
+    return verdict["status"], verdict["reason"]
 
 
 def _outcome(records: dict, returncode: int, last_line: str) -> tuple[Status, str, int | None]:

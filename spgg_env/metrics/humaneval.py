@@ -7,8 +7,10 @@ Loads from the installed package, with no hub access::
     metric.compute(predictions=["```python\\ndef add(a, b): ...```"], references=["HumanEval/0"])
 
 ``predictions`` are model outputs (free text: fenced or raw code, whole function or body);
-``references`` are HumanEval task ids (``"HumanEval/0"``, or just ``"0"``). Each prediction runs
-against its problem's tests in the hardened sandbox (:mod:`spgg_env.tasks.humaneval`):
+``references`` are HumanEval task ids (``"HumanEval/0"``, or just ``"0"``). Each prediction is
+graded across the sandbox's process boundary (:mod:`spgg_env.tasks.humaneval`): its code serves
+calls from the sandbox, the problem's tests run in a trusted process; ``tests="plus"`` adds the
+seeded extra inputs of :mod:`spgg_env.tasks.humaneval_plus`:
 
     pass@1 = (1/N) * sum_i passed_i
 
@@ -33,8 +35,9 @@ _INPUTS = """
 Args:
     predictions (list of str): model outputs, one per reference.
     references (list of str): HumanEval task ids ("HumanEval/12" or "12").
-    timeout_s (float): wall-clock limit per program (default 10).
-    workers (int): parallel sandboxed runs (default: CPU count).
+    timeout_s (float): wall-clock limit of one prediction's whole check (default 10).
+    workers (int): parallel sandboxed checks (default: CPU count).
+    tests (str): "base" (the problems' own tests, default) or "plus" (those and extra inputs).
 Returns:
     pass@1 (float), passed (list of int), errors (list of str or None).
 """
@@ -55,8 +58,9 @@ class HumanEval(evaluate.Metric):
         references: list[str],
         timeout_s: float = 10.0,
         workers: int | None = None,
+        tests: str = "base",
     ) -> dict:
-        task = HumanEvalTask(timeout_s=timeout_s, workers=workers)
+        task = HumanEvalTask(tests=tests, timeout_s=timeout_s, workers=workers)
         by_uid = {problem.uid: problem for problem in task.problems()}
         items = []
         for prediction, reference in zip(predictions, references, strict=True):
