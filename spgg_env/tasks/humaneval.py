@@ -133,6 +133,10 @@ class HumanEvalTask(Task):
         """Load the ``"test"`` split (the only one HumanEval has)."""
         return load_problems()
 
+    def reference_answer(self, problem: Problem) -> str:
+        """The canonical solution (the prompt's signature plus its body)."""
+        return problem.question + problem.metadata["canonical_solution"]
+
     def score(self, problem: Problem, text: str) -> Score:
         """Grade the contribution's code with the problem's tests: 1 if all pass, else 0."""
         return self.score_batch([(problem, text)])[0]
