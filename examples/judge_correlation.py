@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from spgg_env.judge.core import expected_score
 from spgg_env.judge.guard import words
 from spgg_env.judge.prompt import DIMENSIONS
 from spgg_env.judge_eval import (
@@ -41,7 +40,7 @@ from spgg_env.judge_eval import (
     summary_level_figures,
     system_level_figures,
 )
-from spgg_env.judge_features import load_features
+from spgg_env.judge_features import expected_scores, load_features
 from spgg_env.judge_train import FEATURE_SETS, cross_fit, design_matrix
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "summeval" / "test.jsonl"
@@ -91,7 +90,7 @@ def main() -> None:
     systems = np.array([systems_map[rows[a]["id"]] for a in scored])
 
     judges: dict[str, dict[str, np.ndarray]] = {}
-    zero = np.vectorize(lambda *p: expected_score(p)[0], signature="(k)->()")(data["probs"])
+    zero = expected_scores(data["probs"])
     judges["zero-shot 135M (G-Eval style)"] = {d: zero[..., i] for i, d in enumerate(DIMENSIONS)}
     folds = article_folds(len(scored), args.folds, args.seed)
     features = {name: design_matrix(data, spec).reshape(len(scored), 16, -1)

@@ -9,7 +9,8 @@
    :mod:`spgg_env.judge.redteam`, without the guard (before) and with it (after), beside the
    worst and best score the judge gives that article's real summaries (16 machine, 11 human).
    A hack is stopped when, with the guard, it scores below the worst real summary on every
-   article.
+   article. The probes (a fluent summary of another article, praise in words no rule lists)
+   pass the guard by design: their rows say what the model pays for them.
 
     python examples/judge_robustness.py --articles 3 --cache-path runs/judge_cache.jsonl
     python examples/judge_robustness.py --articles 3 --method head   # the trained judge
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from spgg_env.judge import Judge, inspect_summary
-from spgg_env.judge.redteam import hacks, lead3
+from spgg_env.judge.redteam import hacks, lead3, probes
 from spgg_env.judge_features import article_order, seed_judge_cache
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "summeval" / "test.jsonl"
@@ -81,11 +82,14 @@ def main() -> None:
     open_door._scorer = guarded.scorer  # one model in memory for both
     verdicts: dict[str, dict[str, list[float]]] = {}
     start = time.perf_counter()
-    for index in article_order(len(rows))[: args.articles]:
+    order = article_order(len(rows))
+    for position, index in enumerate(order[: args.articles]):
         row = rows[index]
         doc = row["text"]
         real = row["machine_summaries"] + row["human_summaries"]
-        attacks = {"lead3": lead3(doc), **hacks(doc, row["machine_summaries"][0])}
+        other = rows[order[-1 - position]]["human_summaries"][0]
+        attacks = {"lead3": lead3(doc), **hacks(doc, row["machine_summaries"][0]),
+                   **probes(row["machine_summaries"][0], other)}
         real_scores = [v.value for v in guarded.score_many([(doc, s) for s in real])]
         machine = real_scores[:16]
         best_expert = int(np.argmax(np.mean([row[d] for d in ("coherence", "consistency",

@@ -130,3 +130,9 @@ def seed_judge_cache(judge: Any, rows: Sequence[dict[str, Any]], folder: str | o
                 entries[key] = [float(p) for p in record["probs"][s, d]]
     judge.cache.entries.update(entries)
     return len(entries)
+
+
+def expected_scores(probs: np.ndarray) -> np.ndarray:
+    """The zero-shot judge's 1-5 scores from stacked probabilities (``... x 5``):
+    ``sum_k k p_k / sum_k p_k`` (:func:`spgg_env.judge.core.expected_score`, vectorised)."""
+    return (probs / probs.sum(-1, keepdims=True)) @ np.arange(1, probs.shape[-1] + 1)

@@ -8,7 +8,8 @@ evaluated on.
 (:mod:`spgg_env.judge_features`), standardised; ``W = X^T (X X^T + alpha I)^{-1} (Y - b)``
 (the dual form of ridge regression, cheap when features outnumber rows), ``b`` the mean
 expert scores. The feature set and ``alpha`` are chosen by inner k-fold cross-validation over
-the training articles only, maximising the mean summary-level Spearman correlation.
+the training articles only, maximising the mean summary-level Spearman correlation; among
+candidates within :data:`TIE_MARGIN` of the best, the cheapest (:data:`FEATURE_COST`) wins.
 
 **LoRA** (:func:`train_lora`): ``peft`` adapters on every attention and MLP projection
 (``q/k/v/o_proj``, ``gate/up/down_proj``). One step is one article: its prefix runs once,
@@ -33,12 +34,23 @@ from spgg_env.judge_eval import article_folds, per_article, spearman
 
 #: Candidate feature sets of the head: ``(block, position in the extracted layers)``.
 FEATURE_SETS: dict[str, tuple[tuple[str, int], ...]] = {
+    "body_mean_to_12": (("body_mean", 0), ("body_mean", 1)),
+    "body_mean_to_18": tuple(("body_mean", i) for i in range(3)),
     "body_mean": tuple(("body_mean", i) for i in range(5)),
     "body_last": tuple(("body_last", i) for i in range(5)),
     "question_last": tuple(("question_last", i) for i in (2, 3, 4)),
     "body_mean+question_last": tuple(("body_mean", i) for i in range(5))
     + tuple(("question_last", i) for i in (2, 3, 4)),
 }
+#: What each feature set costs per summary, as a share of a full zero-shot pass (the layers it
+#: needs out of 30; the question rows add ~0.5 of the body's cost): the order of preference
+#: when candidates tie.
+FEATURE_COST: dict[str, float] = {
+    "body_mean_to_12": 12 / 30, "body_mean_to_18": 18 / 30, "body_mean": 1.0, "body_last": 1.0,
+    "question_last": 1.5, "body_mean+question_last": 1.5,
+}
+#: Candidates within this inner-CV margin of the best count as tied; the cheapest wins.
+TIE_MARGIN = 0.01
 ALPHAS: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 
 #: LoRA targets: every attention and MLP projection of a Llama-style block.
@@ -120,7 +132,9 @@ def select_and_fit(
                     pred[fold].shape
                 )
             scores[f"{name}|{alpha:g}"] = mean_summary_spearman(pred, expert[train])
-    best = max(scores, key=scores.get)
+    top = max(scores.values())
+    tied = [key for key, value in scores.items() if value >= top - TIE_MARGIN]
+    best = min(tied, key=lambda key: (FEATURE_COST.get(key.split("|")[0], 1.0), -scores[key]))
     name, alpha = best.split("|")[0], float(best.split("|")[1])
     params = fit_ridge(_flat(features[name][train]), _flat(expert[train]), alpha)
     return name, alpha, params, scores
@@ -248,7 +262,7 @@ def train_lora(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             progress(f"epoch {epoch} article {a}: loss {losses[-1]:.4f}")
     model.eval()
     scorer.model = model.merge_and_unload()

@@ -251,3 +251,119 @@ def test_shipped_head_loads() -> None:
     for key in ("data_sha256", "provenance", "config", "cross_validation"):
         assert key in head.card, key
     assert Path(head.card["provenance"]["packages"]["torch"] or "x")
+
+
+# ----------------------------------------------------------- meta-evaluation
+def test_rank_correlations() -> None:
+    from spgg_env.judge_eval import average_ranks, kendall_tau_b, spearman
+
+    assert list(average_ranks([3.0, 1.0, 3.0, 2.0])) == [3.5, 1.0, 3.5, 2.0]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # tau-b by hand: pairs of x=[1,2,2,3], y=[1,3,2,3]: S = 4, untied x 5, untied y 5
+    assert kendall_tau_b([1, 2, 2, 3], [1, 3, 2, 3]) == pytest.approx(4 / 5)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_summary_level_is_per_article_not_pooled() -> None:
+    """A judge that only tells articles apart correlates when pooled, not per article."""
+    from spgg_env.judge_eval import summary_level_figures
+
+    rng = np.random.default_rng(0)
+    expert = {d: rng.normal(size=(6, 5)) + np.arange(6)[:, None] * 10 for d in DIMENSIONS}
+    article_mean = {d: np.repeat(e.mean(1, keepdims=True), 5, 1) + rng.normal(size=(6, 5))
+                    * 1e-3 for d, e in expert.items()}
+    pooled = np.corrcoef(article_mean["fluency"].ravel(), expert["fluency"].ravel())[0, 1]
+    assert pooled > 0.9
+    figures = summary_level_figures(article_mean, expert, n_boot=50)
+    assert abs(figures["spearman"]["mean"].value) < 0.5
+    perfect = summary_level_figures(expert, expert, n_boot=50)
+    assert perfect["kendall"]["mean"].value == pytest.approx(1.0)
+    assert perfect["spearman"]["coherence"].low == pytest.approx(1.0)
+
+
+def test_system_level_and_bootstrap() -> None:
+    from spgg_env.judge_eval import (
+        bootstrap_interval,
+        system_level_figures,
+        system_means,
+    )
+
+    systems = np.array([["A", "B", "C"], ["C", "A", "B"]])
+    scores = np.array([[1.0, 2.0, 3.0], [3.5, 1.5, 2.5]])
+    names, means = system_means(scores, systems)
+    assert names == ["A", "B", "C"] and list(means) == [1.25, 2.25, 3.25]
+    expert = {d: scores for d in DIMENSIONS}
+    judge = {d: -scores for d in DIMENSIONS}
+    figures = system_level_figures(judge, expert, systems, n_boot=20)
+    assert figures["spearman"]["mean"].value == pytest.approx(-1.0)
+    low, high = bootstrap_interval(10, lambda idx: float(np.mean(idx)), n_boot=200, seed=1)
+    assert low < 4.5 < high and (low, high) == bootstrap_interval(
+        10, lambda idx: float(np.mean(idx)), n_boot=200, seed=1)
+
+
+def test_article_folds_are_disjoint_and_cover() -> None:
+    from spgg_env.judge_eval import article_folds
+
+    folds = article_folds(23, 5, seed=3)
+    joined = np.concatenate(folds)
+    assert sorted(joined.tolist()) == list(range(23)) and len(folds) == 5
+    with pytest.raises(ValueError, match="k must be"):
+        article_folds(3, 5)
+
+
+# ------------------------------------------------------------------ training
+def test_ridge_head_recovers_a_linear_rule_and_splits_by_article() -> None:
+    from spgg_env.judge_train import cross_fit, fit_ridge, predict_ridge, soft_target
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 16, 8))
+    truth = rng.normal(size=(8, 4))
+    y = np.clip(3 + 0.3 * x @ truth, 1, 5)
+    params = fit_ridge(x.reshape(-1, 8), y.reshape(-1, 4), alpha=1e-3)
+    assert np.abs(predict_ridge(params, x.reshape(-1, 8)) - y.reshape(-1, 4)).max() < 0.3
+    folds = [np.arange(0, 4), np.arange(4, 8), np.arange(8, 12)]
+    pred, choices = cross_fit({"x": x}, y, folds, feature_sets={"x": ()}, alphas=(1e-3, 1e3))
+    assert all(c["train_articles"] == 8 for c in choices)
+    assert np.corrcoef(pred.ravel(), y.ravel())[0, 1] > 0.9
+    assert list(soft_target(3.6667)) == pytest.approx([0, 0, 0.3333, 0.6667, 0], abs=1e-4)
+    assert list(soft_target(5.0)) == [0, 0, 0, 0, 1.0]
+    assert soft_target(2.25) @ np.arange(1, 6) == pytest.approx(2.25)
+
+
+def test_lora_training_on_a_tiny_model(tiny) -> None:
+    """A few steps on a handful of rows: every projection adapted, loss goes down."""
+    from spgg_env.judge_train import LORA_TARGETS, train_lora
+
+    scorer = TransformersScorer(tiny, device="cpu", feature_layers=(1, 2))
+    before = {name: p.detach().clone() for name, p in scorer.model.named_parameters()}
+    expert = np.array([[5.0, 5.0, 5.0, 5.0], [1.0, 1.0, 1.0, 1.0]])
+    examples = [(DOC, SUMMARIES[:2], expert)]
+    log = train_lora(scorer, examples, rank=4, lr=5e-2, epochs=6, summaries_per_step=2,
+                     progress=lambda line: None)
+    assert log["steps"] == 6 and log["losses"][-1] < log["losses"][0]
+    assert set(log["target_modules"]) == set(LORA_TARGETS)
+    changed = {name.split(".")[-2] for name, p in scorer.model.named_parameters()
+               if not torch.equal(p, before[name])}
+    assert set(LORA_TARGETS) <= changed
+    assert "embed_tokens" not in changed and "norm" not in changed
+    first, second = scorer.rate(DOC, SUMMARIES[:2], DIMENSIONS)
+    assert expected_score(first.probs[0])[0] > expected_score(second.probs[0])[0]
+
+
+def test_head_on_early_layers_runs_a_cut_model(tiny, tmp_path) -> None:
+    """A head that reads layer 1 of 2 runs one block only, and matches the full model's layer 1."""
+    width = 32
+    head = LinearHead((("body_mean", 0),), np.zeros(width), np.ones(width),
+                      np.full((width, 4), 0.01), np.array([3.0, 3.0, 3.0, 3.0]),
+                      {"feature_layers": [1, 2]})
+    judge = Judge(tiny, device="cpu", method="head", head=head)
+    verdict = judge.score(DOC, SUMMARIES[0])
+    assert judge.scorer.depth == 1 and len(judge.scorer.model.model.layers) == 1
+    full = TransformersScorer(tiny, device="cpu", feature_layers=(1, 2))
+    (rating,) = full.rate(judge.prompt("coherence", DOC, SUMMARIES[0]).document,
+                          [SUMMARIES[0]], (), features=True)
+    expected = head.predict(feature_vector(rating.features, head.spec))[0]
+    assert list(verdict.scores.values()) == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(ValueError, match="features, not scores"):
+        judge.scorer.rate(DOC, [SUMMARIES[0]], DIMENSIONS)

@@ -161,8 +161,11 @@ class Judge:
         self.max_document_chars = int(max_document_chars)
         self.max_summary_chars = int(max_summary_chars)
         self._model_args = {"model": model, "tokenizer": tokenizer, **model_options}
-        if head is not None:  # the head reads the layers it was fitted on
-            self._model_args["feature_layers"] = tuple(head.card["feature_layers"])
+        if head is not None:  # the head reads the layers it was fitted on, and no deeper
+            layers = tuple(head.card["feature_layers"])
+            self._model_args["feature_layers"] = layers
+            if "question_last" not in head.blocks:
+                self._model_args["depth"] = max(layers[i] for _, i in head.spec)
         self._scorer = scorer
         self.cache = ScoreCache(cache_path)
         self.cache_path = self.cache.path

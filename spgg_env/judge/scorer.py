@@ -82,6 +82,9 @@ class TransformersScorer:
         dtype: ``"auto"`` (float32 on a CPU, bfloat16 on CUDA), ``"float32"``, ``"bfloat16"``.
         feature_layers: Layers the features keep (indices into ``hidden_states``; those beyond
             the model's depth are dropped).
+        depth: Run only the first ``depth`` blocks (features only: the score tokens need the
+            whole model). A head that reads early layers costs ``depth / layers`` of the model.
+            The model's block list is cut in place.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class TransformersScorer:
         device: str = "auto",
         dtype: str = "auto",
         feature_layers: Sequence[int] = FEATURE_LAYERS,
+        depth: int | None = None,
     ) -> None:
         import torch
 
@@ -115,8 +119,16 @@ class TransformersScorer:
             self.device = next(model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
         self._torch = torch
-        depth = self.model.config.num_hidden_layers
-        self.feature_layers = tuple(layer for layer in feature_layers if 0 <= layer <= depth)
+        self.full_depth = self.model.config.num_hidden_layers
+        self.depth = self.full_depth if depth is None else int(depth)
+        if not 1 <= self.depth <= self.full_depth:
+            raise ValueError(f"depth must be in [1, {self.full_depth}], got {depth!r}")
+        if self.depth < self.full_depth:
+            self.model.model.layers = self.model.model.layers[: self.depth]
+            # transformers reports the last hidden state after the final norm: without the norm
+            # the cut model's last state equals the full model's state at that depth
+            self.model.model.norm = torch.nn.Identity()
+        self.feature_layers = tuple(layer for layer in feature_layers if 0 <= layer <= self.depth)
         self.token_ids = self._score_token_ids()
         self.head_text, self.tail_text = self._chat_frame()
         pad = self.tokenizer.pad_token_id
@@ -212,6 +224,8 @@ class TransformersScorer:
         from transformers import DynamicCache
 
         torch = self._torch
+        if dimensions and self.depth < self.full_depth:
+            raise ValueError(f"a scorer cut to {self.depth} blocks gives features, not scores")
         questions = [self.question_ids(d) for d in dimensions]
         width = max((len(q) for q in questions), default=0)
         q_ids = torch.tensor(
