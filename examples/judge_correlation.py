@@ -87,13 +87,15 @@ def main() -> None:
     scored = data["article"].astype(int)
     expert_all = {d: np.array([r[d] for r in rows]) for d in DIMENSIONS}
     expert = {d: expert_all[d][scored] for d in DIMENSIONS}
-    systems = np.array([systems_map[rows[a]["id"]] for a in scored])
+    known = all(rows[a]["id"] in systems_map for a in scored)  # other data: no system level
+    systems = np.array([systems_map[rows[a]["id"]] for a in scored]) if known else None
 
     judges: dict[str, dict[str, np.ndarray]] = {}
     zero = expected_scores(data["probs"])
     judges["zero-shot 135M (G-Eval style)"] = {d: zero[..., i] for i, d in enumerate(DIMENSIONS)}
     folds = article_folds(len(scored), args.folds, args.seed)
-    features = {name: design_matrix(data, spec).reshape(len(scored), 16, -1)
+    n_summaries = data["probs"].shape[1]
+    features = {name: design_matrix(data, spec).reshape(len(scored), n_summaries, -1)
                 for name, spec in FEATURE_SETS.items()}
     y = np.stack([expert[d] for d in DIMENSIONS], axis=-1)
     fit_start = time.process_time()
@@ -114,8 +116,9 @@ def main() -> None:
     tables = {
         f"summary level, {len(scored)} articles scored by the model": (slice(None), "summary"),
         f"summary level, held-out fold ({len(heldout)} articles)": (heldout, "summary"),
-        f"system level, {len(scored)} articles": (slice(None), "system"),
     }
+    if systems is not None:
+        tables[f"system level, {len(scored)} articles"] = (slice(None), "system")
     for title, (part, level) in tables.items():
         print(f"\n### {title}\n\n{HEADER}")
         report["tables"][title] = {}

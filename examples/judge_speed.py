@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None, help="the old judge.py")
     parser.add_argument("--baseline-summaries", type=int, default=2)
     parser.add_argument("--bf16-summaries", type=int, default=4)
+    parser.add_argument("--judges", default="before,zero-shot,head,bf16",
+                        help="comma-separated subset to time")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -71,8 +73,9 @@ def main() -> None:
     row = rows[article_order(len(rows))[args.article]]
     pairs = [(row["text"], s) for s in row["machine_summaries"]]
     results = []
+    wanted = set(args.judges.split(","))
 
-    if args.baseline is not None:
+    if args.baseline is not None and "before" in wanted:
         spec = importlib.util.spec_from_file_location("old_judge", args.baseline)
         old = importlib.util.module_from_spec(spec)
         sys.modules["old_judge"] = old  # dataclasses look their module up there
@@ -80,21 +83,23 @@ def main() -> None:
         old_judge = loaded(old.Judge(device="cpu"))
         results.append(timed("before (full prompt per dimension)", old_judge,
                              pairs[: args.baseline_summaries])[0])
-    zero = loaded(Judge(device="cpu"))
-    row_zero, fp32 = timed("zero-shot (prefix KV reuse)", zero, pairs)
-    results.append(row_zero)
-    if TRAINED_HEAD.is_file():
+    if wanted & {"zero-shot", "bf16"}:
+        zero = loaded(Judge(device="cpu", method="zero-shot"))
+        row_zero, fp32 = timed("zero-shot (prefix KV reuse)", zero, pairs)
+        results.append(row_zero)
+    if TRAINED_HEAD.is_file() and "head" in wanted:
         head = loaded(Judge(device="cpu", method="head"))
         results.append(timed("trained head", head, pairs)[0])
-    bf16 = loaded(Judge(device="cpu", dtype="bfloat16"))
-    row_bf16, low = timed("zero-shot bf16", bf16, pairs[: args.bf16_summaries])
-    diffs = np.array([[a.scores[d] - b.scores[d] for d in DIMENSIONS]
-                      for a, b in zip(fp32, low, strict=False)])
-    row_bf16.update(max_abs_diff=float(np.abs(diffs).max()),
-                    mean_abs_diff=float(np.abs(diffs).mean()))
-    print(f"bf16 vs fp32 on {len(low)} pairs x 4 dimensions: max |diff| "
-          f"{row_bf16['max_abs_diff']:.4f}, mean {row_bf16['mean_abs_diff']:.4f} (1-5 scale)")
-    results.append(row_bf16)
+    if "bf16" in wanted:
+        bf16 = loaded(Judge(device="cpu", method="zero-shot", dtype="bfloat16"))
+        row_bf16, low = timed("zero-shot bf16", bf16, pairs[: args.bf16_summaries])
+        diffs = np.array([[a.scores[d] - b.scores[d] for d in DIMENSIONS]
+                          for a, b in zip(fp32, low, strict=False)])
+        row_bf16.update(max_abs_diff=float(np.abs(diffs).max()),
+                        mean_abs_diff=float(np.abs(diffs).mean()))
+        print(f"bf16 vs fp32 on {len(low)} pairs x 4 dimensions: max |diff| "
+              f"{row_bf16['max_abs_diff']:.4f}, mean {row_bf16['mean_abs_diff']:.4f} (1-5)")
+        results.append(row_bf16)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"article": row["id"], "results": results}, indent=1)

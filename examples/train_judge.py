@@ -54,7 +54,8 @@ def features(args: argparse.Namespace) -> None:
     """The model's pass: ``<out>/<position>.npz`` per article."""
     rows = read_rows(args.data)
     scorer = TransformersScorer(args.model, device="cpu")
-    extract_dataset(scorer, rows, args.features, seed=args.seed, limit=args.limit)
+    extract_dataset(scorer, rows, args.features, seed=args.seed, limit=args.limit,
+                    start=args.start)
 
 
 def head(args: argparse.Namespace) -> None:
@@ -64,7 +65,7 @@ def head(args: argparse.Namespace) -> None:
     rows = read_rows(args.data)
     data = load_features(args.features)
     n = len(data["article"])
-    x = {name: design_matrix(data, spec).reshape(n, 16, -1)
+    x = {name: design_matrix(data, spec).reshape(n, data["probs"].shape[1], -1)
          for name, spec in FEATURE_SETS.items()}
     y = data["expert"]
     start = time.process_time()
@@ -165,6 +166,7 @@ def main() -> None:
     common.add_argument("--threads", type=int, default=1)
     common.add_argument("--features", type=Path, default=Path("runs/judge_features"))
     common.add_argument("--limit", type=int, default=None, help="first N articles of the order")
+    common.add_argument("--start", type=int, default=0, help="first position of the order")
     feat = sub.add_parser("features", parents=[common], help=features.__doc__)
     feat.set_defaults(run=features)
     fit = sub.add_parser("head", parents=[common], help=head.__doc__)

@@ -65,6 +65,7 @@ def extract_dataset(
     *,
     seed: int = 0,
     limit: int | None = None,
+    start: int = 0,
     progress: Callable[[str], None] = print,
 ) -> list[Path]:
     """Extract every article of ``rows`` (mteb/summeval rows) into ``folder``; resumable.
@@ -75,6 +76,7 @@ def extract_dataset(
         folder: Where the ``<position>.npz`` files go.
         seed: Seed of :func:`article_order`.
         limit: Stop after this many articles of the order.
+        start: Begin at this position of the order (a second worker can take the far end).
         progress: Called with one line per article.
 
     Returns:
@@ -85,6 +87,8 @@ def extract_dataset(
     files = []
     order = article_order(len(rows), seed)[:limit]
     for position, index in enumerate(order):
+        if position < start:
+            continue
         path = folder / f"{position:03d}.npz"
         files.append(path)
         if path.is_file():

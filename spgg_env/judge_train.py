@@ -86,6 +86,26 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, .
     return mean, scale, weights, bias
 
 
+def ridge_path(
+    x: np.ndarray, y: np.ndarray, x_test: np.ndarray, alphas: Sequence[float]
+) -> list[tuple[float, np.ndarray]]:
+    """Clipped predictions on ``x_test`` of :func:`fit_ridge` for every alpha at once.
+
+    With ``Z Z^T = U diag(s) U^T`` (one eigendecomposition), the dual solution for each alpha
+    is ``U diag(1 / (s + alpha)) U^T (Y - b)``; the test rows' kernel ``Z_test Z^T`` is shared.
+    """
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z, z_test = (x - mean) / scale, (x_test - mean) / scale
+    bias = y.mean(axis=0)
+    s, u = np.linalg.eigh(z @ z.T)
+    projected = u.T @ (y - bias)
+    kernel = (z_test @ z.T) @ u
+    return [(alpha, np.clip(bias + kernel @ (projected / (s + alpha)[:, None]), 1.0, 5.0))
+            for alpha in alphas]
+
+
 def predict_ridge(params: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
     """Clipped 1-5 predictions of :func:`fit_ridge`'s parameters."""
     mean, scale, weights, bias = params
@@ -120,18 +140,18 @@ def select_and_fit(
         ``(feature set name, alpha, fitted parameters, inner-CV score of every candidate)``.
     """
     folds = article_folds(len(train), min(inner_k, len(train)), seed)
-    scores: dict[str, float] = {}
+    preds = {(name, alpha): np.empty_like(expert[train])
+             for name in feature_sets for alpha in alphas}
     for name in feature_sets:
         x = features[name]
-        for alpha in alphas:
-            pred = np.empty_like(expert[train])
-            for fold in folds:
-                rest = np.setdiff1d(np.arange(len(train)), fold)
-                params = fit_ridge(_flat(x[train[rest]]), _flat(expert[train[rest]]), alpha)
-                pred[fold] = predict_ridge(params, _flat(x[train[fold]])).reshape(
-                    pred[fold].shape
-                )
-            scores[f"{name}|{alpha:g}"] = mean_summary_spearman(pred, expert[train])
+        for fold in folds:
+            rest = np.setdiff1d(np.arange(len(train)), fold)
+            shape = expert[train[fold]].shape
+            for alpha, pred in ridge_path(_flat(x[train[rest]]), _flat(expert[train[rest]]),
+                                          _flat(x[train[fold]]), alphas):
+                preds[(name, alpha)][fold] = pred.reshape(shape)
+    scores = {f"{name}|{alpha:g}": mean_summary_spearman(pred, expert[train])
+              for (name, alpha), pred in preds.items()}
     top = max(scores.values())
     tied = [key for key, value in scores.items() if value >= top - TIE_MARGIN]
     best = min(tied, key=lambda key: (FEATURE_COST.get(key.split("|")[0], 1.0), -scores[key]))

@@ -367,3 +367,46 @@ def test_head_on_early_layers_runs_a_cut_model(tiny, tmp_path) -> None:
     assert list(verdict.scores.values()) == pytest.approx(expected, abs=1e-5)
     with pytest.raises(ValueError, match="features, not scores"):
         judge.scorer.rate(DOC, [SUMMARIES[0]], DIMENSIONS)
+
+
+def test_ridge_path_equals_separate_fits() -> None:
+    from spgg_env.judge_train import fit_ridge, predict_ridge, ridge_path
+
+    rng = np.random.default_rng(1)
+    x, y, x_test = rng.normal(size=(30, 50)), rng.uniform(1, 5, (30, 4)), rng.normal(size=(7, 50))
+    for alpha, pred in ridge_path(x, y, x_test, (0.5, 10.0, 1e3)):
+        assert pred == pytest.approx(predict_ridge(fit_ridge(x, y, alpha), x_test), abs=1e-8)
+
+
+@pytest.mark.slow
+def test_training_and_meta_evaluation_commands_run(tiny, tmp_path) -> None:
+    """Smoke test: the features pass (tiny model, fixture data), the head command and the
+    meta-evaluation table, end to end."""
+    import subprocess
+    import sys
+
+    from spgg_env.judge_features import extract_dataset, load_features
+
+    fixture = Path(__file__).parent / "fixtures" / "summeval_mini.jsonl"
+    rows = [json.loads(line) for line in fixture.read_text().splitlines()]
+    scorer = TransformersScorer(tiny, device="cpu", feature_layers=(0, 1, 2, 2, 2))
+    folder = tmp_path / "features"
+    files = extract_dataset(scorer, rows, folder, limit=4, progress=lambda line: None)
+    data = load_features(folder)
+    assert len(files) == 4 and data["probs"].shape == (4, 4, 4, 5)
+    assert data["body_mean"].shape == (4, 4, 5, 32)
+    examples = Path(__file__).parents[1] / "examples"
+    head = subprocess.run(
+        [sys.executable, str(examples / "train_judge.py"), "head", "--data", str(fixture),
+         "--features", str(folder), "--folds", "2", "--out", str(tmp_path / "h.npz")],
+        capture_output=True, text=True, timeout=600)
+    assert head.returncode == 0, head.stderr[-2000:]
+    card = json.loads((tmp_path / "h.json").read_text())
+    assert len(card["articles"]) == 4 and len(card["data_sha256"]) == 64
+    table = subprocess.run(
+        [sys.executable, str(examples / "judge_correlation.py"), "--data", str(fixture),
+         "--features", str(folder), "--folds", "2", "--n-boot", "20"],
+        capture_output=True, text=True, timeout=600)
+    assert table.returncode == 0, table.stderr[-2000:]
+    assert "| zero-shot 135M (G-Eval style) | spearman |" in table.stdout
+    assert "G-Eval (GPT-4) (published)" in table.stdout
