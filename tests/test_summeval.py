@@ -136,3 +136,17 @@ def test_episode_rewards_from_judge_scores(task: SummEvalTask) -> None:
             else (HONEST if agent == "agent_0" else "")
         )
     assert final == {"agent_0": 1.0, "agent_1": 0.0}
+
+
+def test_judge_names_and_default() -> None:
+    from spgg_env.tasks.summeval import make_judge
+
+    assert SummEvalTask(FIXTURE, judge="zero-shot").judge.method == "zero-shot"
+    trained = SummEvalTask(FIXTURE, judge="trained", judge_options={"cache_path": None}).judge
+    assert trained.method == "head" and trained.head is not None
+    assert SummEvalTask(FIXTURE).judge.method == "head"  # the measured better judge
+    assert make_judge(model="embedded").method == "zero-shot"  # a head fits one model only
+    with pytest.raises(ValueError, match="unknown judge"):
+        SummEvalTask(FIXTURE, judge="vibes")
+    with pytest.raises(ValueError, match="method once"):
+        SummEvalTask(FIXTURE, judge="trained", judge_options={"method": "zero-shot"})

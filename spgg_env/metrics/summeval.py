@@ -10,7 +10,8 @@ dimensions (0 for an empty text or one the judge's guard rejects), and
 Also returned: ``values`` (per summary), ``errors`` (the guard's reason per summary, or
 ``None``) and the mean 1-5 score of each dimension over the admitted summaries. Pass ``judge=`` a
 ready :class:`spgg_env.judge.Judge`, or judge options (``method=``, ``model=``,
-``cache_path=``, ``device=``...); the default judge is the embedded SmolLM2.
+``cache_path=``, ``device=``...); the default judge is the task's (the embedded SmolLM2 with the
+trained head).
 """
 
 from __future__ import annotations
@@ -56,10 +57,10 @@ class SummEval(evaluate.Metric):
         judge: Any = None,
         **judge_options: Any,
     ) -> dict:
-        from spgg_env.judge import Judge
+        from spgg_env.tasks.summeval import make_judge
 
         if judge is None:
-            judge = Judge(**judge_options)
+            judge = make_judge(**judge_options)
         elif judge_options:
             raise ValueError("give either judge= or judge options, not both")
         summaries = [clean_summary(p or "") for p in predictions]

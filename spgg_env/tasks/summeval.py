@@ -35,6 +35,18 @@ from spgg_env.tasks.data import load_hf_rows, read_jsonl
 HF_DATASET = "mteb/summeval"
 #: ``judge=`` names and the judge method each selects.
 JUDGE_NAMES = {"zero-shot": "zero-shot", "trained": "head"}
+#: The method of the judge built when none is named: the trained head, which agrees with
+#: SummEval's experts far better than the zero-shot reading of the same model (docs/judge.md).
+#: It was fitted on the embedded model, so it is the default only for that model.
+DEFAULT_METHOD = "head"
+
+
+def make_judge(**options: Any) -> Judge:
+    """A :class:`~spgg_env.judge.Judge` from options; without ``method``, ``model`` or
+    ``scorer`` it is the embedded model with the trained head (:data:`DEFAULT_METHOD`)."""
+    if not {"method", "model", "scorer", "tokenizer"} & set(options):
+        options = {"method": DEFAULT_METHOD, **options}
+    return Judge(**options)
 _LABEL_RE = re.compile(r"^\s*\**\s*(?:summary|tl;?dr)\s*\**\s*:\s*\**", re.IGNORECASE)
 
 
@@ -87,7 +99,7 @@ class SummEvalTask(Task):
     def judge(self) -> Judge:
         """The judge (built on first use from ``judge_options``)."""
         if self._judge is None:
-            self._judge = Judge(**self.judge_options)
+            self._judge = make_judge(**self.judge_options)
         return self._judge
 
     def load_split(self, split: str) -> Sequence[Problem]:
