@@ -1,113 +1,153 @@
-"""How well does the LLM judge agree with expert scores? Summary-level rank correlations.
+"""How well do the judges agree with SummEval's experts? The field's meta-evaluation table.
 
-For every machine summary of every document, the judge (:mod:`spgg_env.judge`) gives an
-expected 1-5 score per dimension; this script prints Spearman's rho and Kendall's tau between
-those and the expert scores, per dimension and for the mean of the four ("overall"), pooled over
-all summaries (as G-Eval reports them), plus the mean probability mass on the score tokens.
+For every judge: summary-level Spearman and Kendall per dimension and their mean (per article
+over its 16 machine summaries, then averaged over articles), system-level correlations (the
+16 systems' means over articles), each with a bootstrap 95% interval over articles
+(:mod:`spgg_env.judge_eval`); on every article scored and on an article-disjoint held-out fold.
 
-    python examples/judge_correlation.py                      # fixture, embedded SmolLM2-135M
-    python examples/judge_correlation.py --hf --limit 20      # mteb/summeval (needs the hub)
-    python examples/judge_correlation.py --model Qwen/Qwen2.5-1.5B-Instruct --cache-path j.jsonl
+Judges:
 
-The default data is the project's hand-written 5-article fixture (20 summaries): a plumbing
-check, far too small for claims about judge quality.
+- ``zero-shot``: the embedded SmolLM2-135M read G-Eval style (expected score over "1".."5");
+- ``head``: the linear head on the same model's hidden states, **cross-fitted by article**
+  (k folds; each fold is predicted by a head fitted, with its feature set and ridge alpha
+  chosen by inner CV, on the other folds only);
+- ``ROUGE-L``: F-measure against the 11 human summaries (best reference; ``rouge-score``);
+- ``length``: the summary's number of words;
+- published figures (G-Eval with GPT-4, UniEval, ROUGE-L).
+
+The model's numbers come from ``examples/train_judge.py features`` (one pass per article,
+resumable; its ``.npz`` files say how long each article took). Run:
+
+    nice -n 10 python examples/train_judge.py features --out runs/judge_features
+    python examples/judge_correlation.py --features runs/judge_features --out runs/judge_eval.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from spgg_env.judge import DIMENSIONS, Judge
-from spgg_env.tasks.summeval import SummEvalTask
+from spgg_env.judge.guard import words
+from spgg_env.judge.prompt import DIMENSIONS
+from spgg_env.judge_eval import (
+    article_folds,
+    markdown_rows,
+    published_rows,
+    summary_level_figures,
+    system_level_figures,
+)
+from spgg_env.judge_features import expected_scores, load_features
+from spgg_env.judge_train import FEATURE_SETS, cross_fit, design_matrix
 
-FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "summeval_mini.jsonl"
-
-
-def average_ranks(values: list[float]) -> np.ndarray:
-    """Ranks 1..n, ties sharing the mean of their ranks."""
-    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    mean_rank = np.cumsum(counts) - (counts - 1) / 2.0
-    return mean_rank[inverse]
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman's rho: the Pearson correlation of the average ranks."""
-    return float(np.corrcoef(average_ranks(x), average_ranks(y))[0, 1])
-
-
-def kendall_tau_b(x: list[float], y: list[float]) -> float:
-    """Kendall's tau-b: ``sum_{i<j} sign(dx) sign(dy) / sqrt(n_x * n_y)``, n_. untied pairs."""
-    dx = np.sign(np.subtract.outer(x, x))
-    dy = np.sign(np.subtract.outer(y, y))
-    untied = np.sqrt(np.abs(dx).sum() * np.abs(dy).sum())
-    return float((dx * dy).sum() / untied) if untied else float("nan")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "summeval" / "test.jsonl"
+SYSTEMS = Path(__file__).resolve().parents[1] / "spgg_env" / "judge" / "summeval_systems.json"
+HEADER = (
+    "| judge | correlation | coherence | consistency | fluency | relevance | mean | articles |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
 
 
-def collect(task: SummEvalTask, judge: Judge, limit: int | None) -> tuple[dict, dict, list]:
-    """Judge and expert scores per dimension, over every machine summary with expert scores."""
-    judged: dict[str, list[float]] = {dim: [] for dim in DIMENSIONS}
-    expert: dict[str, list[float]] = {dim: [] for dim in DIMENSIONS}
-    masses: list[float] = []
-    for problem in task.problems()[:limit]:
-        summaries = problem.metadata["machine_summaries"]
-        experts = problem.metadata["expert_scores"]
-        if not summaries or not all(experts.values()):
-            continue
-        verdicts = judge.score_many([(problem.metadata["document"], s) for s in summaries])
-        for i, verdict in enumerate(verdicts):
-            for dim in DIMENSIONS:
-                judged[dim].append(verdict.scores[dim])
-                expert[dim].append(experts[dim][i])
-            masses.append(float(np.mean(list(verdict.mass.values()))))
-    judged["overall"] = list(np.mean([judged[d] for d in DIMENSIONS], axis=0))
-    expert["overall"] = list(np.mean([expert[d] for d in DIMENSIONS], axis=0))
-    return judged, expert, masses
+def rouge_l(rows: list[dict], articles: np.ndarray) -> np.ndarray:
+    """ROUGE-L F of each machine summary against its article's human summaries (best one)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return np.array([
+        [scorer.score_multi(rows[a]["human_summaries"], s)["rougeL"].fmeasure
+         for s in rows[a]["machine_summaries"]]
+        for a in articles
+    ])
+
+
+def per_dimension(single: np.ndarray) -> dict[str, np.ndarray]:
+    """One score for every dimension (metrics that have no dimensions)."""
+    return {d: single for d in DIMENSIONS}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=FIXTURE, help="mteb/summeval-format JSONL")
-    parser.add_argument("--hf", action="store_true", help="load mteb/summeval through datasets")
-    parser.add_argument("--model", default="embedded", help="hub id, folder, or 'embedded'")
-    parser.add_argument("--limit", type=int, default=None, help="first N documents only")
-    parser.add_argument("--cache-path", type=Path, default=None, help="judge cache (JSONL)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--features", type=Path, default=Path("runs/judge_features"))
+    parser.add_argument("--systems", type=Path, default=SYSTEMS)
+    parser.add_argument("--folds", type=int, default=5, help="k of the by-article cross-fit")
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="also write the figures (JSON)")
     args = parser.parse_args()
+    start = time.process_time()
 
-    judge = Judge(
-        args.model, cache_path=args.cache_path, batch_size=args.batch_size, device=args.device
-    )
-    task = SummEvalTask(None if args.hf else args.data, judge=judge)
-    start = time.perf_counter()
-    judged, expert, masses = collect(task, judge, args.limit)
-    seconds = time.perf_counter() - start
-    n = len(judged["overall"])
-    if n < 3:
-        raise SystemExit(f"only {n} summaries with expert scores: too few to correlate")
+    rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines()]
+    systems_map = json.loads(args.systems.read_text(encoding="utf-8"))["systems"]
+    every = np.arange(len(rows))
+    data = load_features(args.features)
+    scored = data["article"].astype(int)
+    expert_all = {d: np.array([r[d] for r in rows]) for d in DIMENSIONS}
+    expert = {d: expert_all[d][scored] for d in DIMENSIONS}
+    known = all(rows[a]["id"] in systems_map for a in scored)  # other data: no system level
+    systems = np.array([systems_map[rows[a]["id"]] for a in scored]) if known else None
 
-    print(
-        f"data: {'mteb/summeval' if args.hf else args.data} (split hash "
-        f"{task.split_hash()[:12]}), {n} summaries"
-    )
-    print(
-        f"judge: {judge.identity}; {judge.misses} prompts scored, {judge.hits} from cache, "
-        f"{seconds:.1f} s; mean mass on score tokens {np.mean(masses):.3f}"
-    )
-    print(
-        f"{'dimension':<12} {'spearman':>9} {'kendall':>9} {'judge mean':>11} {'expert mean':>12}"
-    )
-    for dim in (*DIMENSIONS, "overall"):
-        rho = spearman(judged[dim], expert[dim])
-        tau = kendall_tau_b(judged[dim], expert[dim])
-        print(
-            f"{dim:<12} {rho:>9.3f} {tau:>9.3f} {np.mean(judged[dim]):>11.2f} "
-            f"{np.mean(expert[dim]):>12.2f}"
-        )
+    judges: dict[str, dict[str, np.ndarray]] = {}
+    zero = expected_scores(data["probs"])
+    judges["zero-shot 135M (G-Eval style)"] = {d: zero[..., i] for i, d in enumerate(DIMENSIONS)}
+    folds = article_folds(len(scored), args.folds, args.seed)
+    n_summaries = data["probs"].shape[1]
+    features = {name: design_matrix(data, spec).reshape(len(scored), n_summaries, -1)
+                for name, spec in FEATURE_SETS.items()}
+    y = np.stack([expert[d] for d in DIMENSIONS], axis=-1)
+    fit_start = time.process_time()
+    head, choices = cross_fit(features, y, folds, seed=args.seed)
+    fit_seconds = time.process_time() - fit_start
+    judges[f"head on 135M features ({args.folds}-fold by article)"] = {
+        d: head[..., i] for i, d in enumerate(DIMENSIONS)
+    }
+    rouge_all = rouge_l(rows, every)
+    length_all = np.array([[len(words(s)) for s in r["machine_summaries"]] for r in rows], float)
+    judges["ROUGE-L F (11 references)"] = per_dimension(rouge_all[scored])
+    judges["length (words)"] = per_dimension(length_all[scored])
+
+    report: dict = {"articles_scored": len(scored), "folds": [f.tolist() for f in folds],
+                    "head_choices": choices, "head_fit_cpu_seconds": fit_seconds,
+                    "model_pass_wall_seconds": float(data["seconds"].sum()), "tables": {}}
+    heldout = folds[0]
+    tables = {
+        f"summary level, {len(scored)} articles scored by the model": (slice(None), "summary"),
+        f"summary level, held-out fold ({len(heldout)} articles)": (heldout, "summary"),
+    }
+    if systems is not None:
+        tables[f"system level, {len(scored)} articles"] = (slice(None), "system")
+    for title, (part, level) in tables.items():
+        print(f"\n### {title}\n\n{HEADER}")
+        report["tables"][title] = {}
+        for label, scores in judges.items():
+            js = {d: scores[d][part] for d in DIMENSIONS}
+            ex = {d: expert[d][part] for d in DIMENSIONS}
+            if level == "summary":
+                figures = summary_level_figures(js, ex, n_boot=args.n_boot, seed=args.seed)
+            else:
+                figures = system_level_figures(js, ex, systems[part], n_boot=args.n_boot,
+                                               seed=args.seed)
+            print("\n".join(markdown_rows(label, figures)))
+            report["tables"][title][label] = {
+                c: {k: vars(f) for k, f in row.items()} for c, row in figures.items()
+            }
+        if level == "summary" and isinstance(part, slice):
+            print("\n".join(published_rows()))
+    print("\n### summary level, all 100 articles (no model)\n\n" + HEADER)
+    for label, single in (("ROUGE-L F (11 references)", rouge_all), ("length (words)", length_all)):
+        figures = summary_level_figures(per_dimension(single), expert_all, n_boot=args.n_boot,
+                                        seed=args.seed)
+        print("\n".join(markdown_rows(label, figures)))
+    print(f"\nmodel pass: {len(scored)} articles, {report['model_pass_wall_seconds']:.0f} s wall "
+          f"(from the .npz files); head cross-fit {fit_seconds:.0f} s CPU; this script "
+          f"{time.process_time() - start:.0f} s CPU")
+    print("head choices per fold:", choices)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ class MiddleScorer:
 
 def test_summeval_with_a_given_judge() -> None:
     out = metrics.load("summeval").compute(
-        predictions=["A library opens.", "  "],
+        predictions=["A library will open in the town.", "  "],
         references=["The council will open a library.", "Some article."],
         judge=Judge(scorer=MiddleScorer()),
     )

@@ -14,23 +14,23 @@ from spgg_env.judge import Judge
 from spgg_env.tasks.summeval import SummEvalTask, clean_summary
 
 FIXTURE = Path(__file__).parent / "fixtures" / "summeval_mini.jsonl"
+HONEST = "the bridge was opened to the public on a sunny day"
 
 
 class WordCountScorer:
-    """Rates a summary by its number of words: 1-2 words -> "1", ..., 9+ words -> "5"."""
+    """Rates a summary by its number of words: 5 words -> "1", ..., 9+ words -> "5"."""
 
     identity = "word-count@test"
 
     def __init__(self) -> None:
-        self.prompts: list[str] = []
+        self.prompts = []
 
     def distributions(self, prompts):
         self.prompts += prompts
         out = []
         for prompt in prompts:
-            summary = prompt.split("Summary:\n", 1)[1].split("\n\nReply", 1)[0]
             probs = [0.0] * 5
-            probs[min(len(summary.split()) // 2, 4)] = 0.5  # mass 0.5: renormalised away
+            probs[min(max(len(prompt.summary.split()) - 5, 0), 4)] = 0.5  # mass 0.5: renormalised
             out.append(probs)
         return out
 
@@ -60,21 +60,24 @@ def test_fixture_loads_in_mteb_format(task: SummEvalTask) -> None:
 def test_scores_follow_the_judge(task: SummEvalTask) -> None:
     problem = task.problems()[0]
     texts = [
-        "Bridge.",
-        "Summary: a new bridge opened in town",
-        "one two three four five six seven eight nine ten",
+        "A new bridge opened.",
+        "Summary: a new bridge opened in the town",
+        "The town has a new bridge, which opened on Saturday after two years of work.",
         "   ",
-        "Bridge.",
+        "A new bridge opened in the town.",
+        "A new bridge opened in the town.",
     ]
     scores = task.score_many(problem, texts)
-    assert [s.value for s in scores] == [0.0, 0.75, 1.0, 0.0, 0.0]
-    assert scores[1].extracted == "a new bridge opened in town"
+    assert [s.value for s in scores] == [0.0, 0.5, 1.0, 0.0, 0.5, 0.5]
+    assert scores[1].extracted == "a new bridge opened in the town"
     assert scores[3].error == "empty summary" and scores[3].extracted is None
-    assert scores[1].details["scores"]["fluency"] == 4.0
+    assert scores[0].error == "judge guard: too_short" and scores[0].details["scores"]
+    assert scores[1].details["scores"]["fluency"] == 3.0
     assert scores[1].details["mass"]["coherence"] == 0.5
-    # 3 distinct non-empty summaries x 4 dimensions; the repeat and the blank cost nothing
+    # 3 distinct admitted summaries x 4 dimensions; the repeat, the blank and the too short
+    # one cost nothing
     assert len(task.judge.scorer.prompts) == 12
-    assert task.score_final(problem, "Bridge.").value == 0.0
+    assert task.score_final(problem, "A new bridge opened in the town.").value == 0.5
     assert len(task.judge.scorer.prompts) == 12
 
 
@@ -108,7 +111,7 @@ def test_bad_data_and_options(tmp_path: Path, monkeypatch) -> None:
 def test_judge_built_lazily_from_options() -> None:
     task = SummEvalTask(FIXTURE, judge_options={"scorer": WordCountScorer()})
     assert task._judge is None
-    assert task.score(task.problems()[1], "a b c d e f g h i j").value == 1.0
+    assert task.score(task.problems()[1], HONEST).value == 1.0
     assert isinstance(task.judge, Judge)
 
 
@@ -130,6 +133,20 @@ def test_episode_rewards_from_judge_scores(task: SummEvalTask) -> None:
         env.step(
             None
             if terminated or truncated
-            else ("one two three four five six seven eight nine ten" if agent == "agent_0" else "")
+            else (HONEST if agent == "agent_0" else "")
         )
     assert final == {"agent_0": 1.0, "agent_1": 0.0}
+
+
+def test_judge_names_and_default() -> None:
+    from spgg_env.tasks.summeval import make_judge
+
+    assert SummEvalTask(FIXTURE, judge="zero-shot").judge.method == "zero-shot"
+    trained = SummEvalTask(FIXTURE, judge="trained", judge_options={"cache_path": None}).judge
+    assert trained.method == "head" and trained.head is not None
+    assert SummEvalTask(FIXTURE).judge.method == "head"  # the measured better judge
+    assert make_judge(model="embedded").method == "zero-shot"  # a head fits one model only
+    with pytest.raises(ValueError, match="unknown judge"):
+        SummEvalTask(FIXTURE, judge="vibes")
+    with pytest.raises(ValueError, match="method once"):
+        SummEvalTask(FIXTURE, judge="trained", judge_options={"method": "zero-shot"})

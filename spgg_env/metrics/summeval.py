@@ -1,15 +1,17 @@
 """The SummEval judge score as a Hugging Face ``evaluate`` metric, scored as in the env.
 
 ``predictions`` are summaries; ``references`` are the source documents they summarise (the judge
-reads the document, not a reference summary). Each summary gets the judge's expected 1-5 score
-per dimension (see :mod:`spgg_env.judge`); its value is the mean of ``(s - 1) / 4`` over the
-dimensions, and
+reads the document, not a reference summary). Each summary gets the judge's 1-5 score per
+dimension (see :mod:`spgg_env.judge`); its value is the mean of ``(s - 1) / 4`` over the
+dimensions (0 for an empty text or one the judge's guard rejects), and
 
     score = (1/N) * sum_i value_i
 
-Also returned: ``values`` (per summary) and the mean expected 1-5 score of each dimension.
-Pass ``judge=`` a ready :class:`spgg_env.judge.Judge`, or judge options (``model=``,
-``cache_path=``, ``device=``...); the default judge is the embedded SmolLM2.
+Also returned: ``values`` (per summary), ``errors`` (the guard's reason per summary, or
+``None``) and the mean 1-5 score of each dimension over the admitted summaries. Pass ``judge=`` a
+ready :class:`spgg_env.judge.Judge`, or judge options (``method=``, ``model=``,
+``cache_path=``, ``device=``...); the default judge is the task's (the embedded SmolLM2 with the
+trained head).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ Args:
     predictions (list of str): summaries.
     references (list of str): the source documents.
     judge (spgg_env.judge.Judge, optional): the judge to use.
-    **judge_options: options of a new Judge (model, cache_path, device, dtype, batch_size).
+    **judge_options: options of a new Judge (method, model, cache_path, device, dtype).
 Returns:
     score (float), values (list of float), and per dimension the mean 1-5 score.
 """
@@ -55,10 +57,10 @@ class SummEval(evaluate.Metric):
         judge: Any = None,
         **judge_options: Any,
     ) -> dict:
-        from spgg_env.judge import Judge
+        from spgg_env.tasks.summeval import make_judge
 
         if judge is None:
-            judge = Judge(**judge_options)
+            judge = make_judge(**judge_options)
         elif judge_options:
             raise ValueError("give either judge= or judge options, not both")
         summaries = [clean_summary(p or "") for p in predictions]
@@ -67,8 +69,12 @@ class SummEval(evaluate.Metric):
         results = [next(verdicts) if s else None for s in summaries]
         values = [r.value if r is not None else 0.0 for r in results]
         out: dict[str, Any] = {"score": sum(values) / len(values) if values else 0.0}
+        admitted = [r for r in results if r is not None and r.error is None]
         for dim in judge.dimensions:
-            rated = [r.scores[dim] for r in results if r is not None]
+            rated = [r.scores[dim] for r in admitted]
             out[dim] = sum(rated) / len(rated) if rated else None
         out["values"] = values
+        out["errors"] = [
+            "empty summary" if r is None else r.error for r in results
+        ]
         return out

@@ -1,9 +1,15 @@
 """SummEval: summarise a news article; an LLM judge scores the summary on four dimensions.
 
 Each problem is one document. Agents write summaries; :class:`spgg_env.judge.Judge` rates a
-summary's coherence, consistency, fluency and relevance on 1-5 (expected score over the score
-tokens, G-Eval style) and the contribution's score is the mean of the four normalised scores
-``(s - 1) / 4``, in [0, 1]. An empty text scores 0 without asking the judge.
+summary's coherence, consistency, fluency and relevance on 1-5 and the contribution's score is
+the mean of the four normalised scores ``(s - 1) / 4``, in [0, 1]. A text the judge's guard
+rejects (empty, too short or long, a prompt injection, a copy of the article, a keyword list,
+a loop; :mod:`spgg_env.judge.guard`) scores 0 and its ``Score.error`` (the env's
+``info["parse_error"]``) names the rule.
+
+The judge: ``judge="zero-shot"`` (the embedded model read G-Eval style), ``judge="trained"``
+(the linear head fitted on SummEval's experts, :mod:`spgg_env.judge.head`), a ready
+:class:`~spgg_env.judge.Judge`, or ``judge_options`` for one built on first use.
 
 Data: a local JSONL file (``data_path=``) or the Hugging Face dataset ``mteb/summeval`` (split
 ``test``, 100 CNN/DailyMail articles) through ``datasets``, both in the mteb format: ``id``,
@@ -27,6 +33,20 @@ from spgg_env.tasks.base import Problem, Score, Task
 from spgg_env.tasks.data import load_hf_rows, read_jsonl
 
 HF_DATASET = "mteb/summeval"
+#: ``judge=`` names and the judge method each selects.
+JUDGE_NAMES = {"zero-shot": "zero-shot", "trained": "head"}
+#: The method of the judge built when none is named: the trained head, which agrees with
+#: SummEval's experts far better than the zero-shot reading of the same model (docs/judge.md).
+#: It was fitted on the embedded model, so it is the default only for that model.
+DEFAULT_METHOD = "head"
+
+
+def make_judge(**options: Any) -> Judge:
+    """A :class:`~spgg_env.judge.Judge` from options; without ``method``, ``model`` or
+    ``scorer`` it is the embedded model with the trained head (:data:`DEFAULT_METHOD`)."""
+    if not {"method", "model", "scorer", "tokenizer"} & set(options):
+        options = {"method": DEFAULT_METHOD, **options}
+    return Judge(**options)
 _LABEL_RE = re.compile(r"^\s*\**\s*(?:summary|tl;?dr)\s*\**\s*:\s*\**", re.IGNORECASE)
 
 
@@ -40,13 +60,15 @@ class SummEvalTask(Task):
 
     Args:
         data_path: A local JSONL file in the mteb/summeval format; else the hub.
-        judge: A ready :class:`~spgg_env.judge.Judge` (share one between tasks and scripts).
+        judge: A ready :class:`~spgg_env.judge.Judge` (share one between tasks and scripts),
+            or a name: ``"zero-shot"`` or ``"trained"`` (the judge method; combine it with
+            ``judge_options`` such as ``cache_path``).
         judge_options: Keyword arguments of the :class:`~spgg_env.judge.Judge` built on first
-            use when ``judge`` is not given (e.g. ``{"model": "embedded", "cache_path": ...}``).
+            use (e.g. ``{"method": "head", "cache_path": "judge.jsonl"}``).
     """
 
     name: ClassVar[str] = "summeval"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     splits: ClassVar[tuple[str, ...]] = ("test",)
     instruction: ClassVar[str] = (
         "Summarise the news article in two to four sentences of plain prose. Keep its most "
@@ -56,21 +78,28 @@ class SummEvalTask(Task):
     def __init__(
         self,
         data_path: str | os.PathLike[str] | None = None,
-        judge: Judge | None = None,
+        judge: Judge | str | None = None,
         judge_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if judge is not None and judge_options:
+        self.judge_options = dict(judge_options or {})
+        if isinstance(judge, str):
+            if judge not in JUDGE_NAMES:
+                raise ValueError(f"unknown judge {judge!r}; choose from {sorted(JUDGE_NAMES)}")
+            if "method" in self.judge_options:
+                raise ValueError("give the judge method once: judge= or judge_options['method']")
+            self.judge_options["method"] = JUDGE_NAMES[judge]
+            judge = None
+        elif judge is not None and judge_options:
             raise ValueError("give either judge= or judge_options=, not both")
         self.data_path = Path(data_path) if data_path is not None else None
         self._judge = judge
-        self.judge_options = dict(judge_options or {})
 
     @property
     def judge(self) -> Judge:
         """The judge (built on first use from ``judge_options``)."""
         if self._judge is None:
-            self._judge = Judge(**self.judge_options)
+            self._judge = make_judge(**self.judge_options)
         return self._judge
 
     def load_split(self, split: str) -> Sequence[Problem]:
@@ -129,5 +158,7 @@ class SummEvalTask(Task):
                 scores.append(Score(0.0, None, error="empty summary"))
                 continue
             verdict = verdicts[summary]
-            scores.append(Score(verdict.value, summary, details=verdict.to_json()))
+            scores.append(
+                Score(verdict.value, summary, error=verdict.error, details=verdict.to_json())
+            )
         return scores
