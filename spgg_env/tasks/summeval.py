@@ -140,6 +140,10 @@ class SummEvalTask(Task):
             },
         )
 
+    def reference_answer(self, problem: Problem) -> str | None:
+        """The first human-written reference summary (``None`` when the row has none)."""
+        return problem.answer[0] if problem.answer else None
+
     def score(self, problem: Problem, text: str) -> Score:
         """The judge's mean normalised score of the summary in ``text``."""
         return self.score_many(problem, [text])[0]
