@@ -270,16 +270,15 @@ def test_header_without_its_fields_is_rejected(tmp_path, pinned):
 
 
 def test_committed_results_verify():
-    """The committed board's results: untrained rows of schema 2 (the engine), trained rows
-    still of schema 1 (the benchmark's old loop), all verified the same way."""
+    """Every result of the committed board verifies: those written on the episode engine
+    (schema 2, a MAC-SPGG row with its game embedded) and those of the old loop (schema 1)."""
     folders = sorted(p.parent for p in (REPO / "leaderboard" / "results").glob("*/result.json"))
     assert len(folders) == 33
-    schemas = {}
     for folder in folders:
         header = load_result(folder)["header"]
-        schemas[folder.name] = header["schema"]
-    assert {s for n, s in schemas.items() if not n.endswith(("-trained", "-learned"))} == {
-        "spgg-bench-result/2"}
+        assert header["schema"] in ("spgg-bench-result/1", "spgg-bench-result/2")
+        if header["schema"] == "spgg-bench-result/2":
+            assert ("game" in header["config"]) == (header["config"]["method"] == "spgg")
 
 
 @pytest.mark.slow
