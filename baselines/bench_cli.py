@@ -1,9 +1,13 @@
-"""``spgg bench``: run benchmark submissions and build the leaderboard.
+"""``spgg bench``: run benchmark submissions, verify results and build the leaderboard.
 
-``spgg bench run CONFIG...`` runs each submission file and writes its result directory;
-``spgg bench leaderboard RESULTS...`` verifies result directories (or folders of them) and
-writes ``leaderboard.md``, ``leaderboard.html`` and ``frontier.png``. Also runnable as
-``python -m spgg_env.baselines.bench_cli ...``.
+``spgg bench run CONFIG...`` runs each submission and writes its result folder under
+``--results-dir`` (default ``runs/bench``; never the committed ``leaderboard/results`` unless
+named). A result folder that exists is never replaced without ``--overwrite``;
+``--skip-existing`` keeps one that verifies. ``spgg bench leaderboard RESULTS...`` verifies
+result folders (or folders of them) and writes ``leaderboard.md``, ``leaderboard.html`` and
+``frontier.png``. Bad input (a missing config file or results folder, an unknown task or
+method, a bad option, an existing result) is one line and exit status 2, before any model
+loads; a result that fails verification is exit status 1 with every reason listed.
 """
 
 from __future__ import annotations
@@ -11,34 +15,57 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from spgg_env.agents.backend import Backend, make_backend
-from spgg_env.baselines.benchmark import (
-    RESULT_FILE,
-    BenchConfig,
-    ResultError,
-    load_result,
-    run_benchmark,
-)
-from spgg_env.baselines.leaderboard import write_board
+from spgg_env.baselines.bench_config import BenchConfig, apply_task_options
+from spgg_env.baselines.bench_results import RESULT_FILE, ResultError, load_result
+from spgg_env.cli import SUBCOMMANDS, usage_error
+
+DEFAULT_RESULTS = Path("runs/bench")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``bench`` command (with ``run`` and ``leaderboard``) to a CLI."""
-    bench = subparsers.add_parser("bench", help="run benchmark submissions, build the leaderboard")
-    commands = bench.add_subparsers(dest="bench_command", required=True)
-    run = commands.add_parser("run", help="run submission config files")
-    run.add_argument("configs", nargs="+", type=Path, help="submission YAML files")
-    run.add_argument("--results", type=Path, default=Path("leaderboard/results"))
-    run.add_argument("--splits-dir", type=Path, default=None, help="pinned split files")
-    run.add_argument("--limit", type=int, default=None, help="first N problems (smoke run)")
-    run.add_argument("--skip-existing", action="store_true", help="keep valid results")
-    board = commands.add_parser("leaderboard", help="verify results and write the board")
-    board.add_argument("results", nargs="+", type=Path, help="result dirs or folders of them")
-    board.add_argument("--out", type=Path, default=Path("leaderboard"))
-    board.add_argument("--splits-dir", type=Path, default=None)
+    """Add the ``bench`` command (with ``run`` and ``leaderboard``) to the ``spgg`` CLI."""
+    summary = SUBCOMMANDS["bench"][1]
+    bench = subparsers.add_parser("bench", help=summary, description=summary)
+    commands = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run", help="run submission configs; write one verified result folder each",
+        description="Run submission configs (benchmarks/configs/*.yaml); write one result "
+                    "folder each under --results-dir.")
+    run.add_argument("configs", nargs="+", type=Path, metavar="CONFIG",
+                     help="submission YAML files")
+    run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
+                     help=f"parent folder of the result folders (default: {DEFAULT_RESULTS}; "
+                          "the committed board's results are in leaderboard/results)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace a result folder that already exists")
+    run.add_argument("--skip-existing", action="store_true",
+                     help="keep a result folder that already exists and verifies")
+    run.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="set a task option in every config, repeatable (e.g. "
+                          "data_path=../shared/data/gsm8k); values are read as YAML scalars")
+    run.add_argument("--limit", type=int, default=None,
+                     help="solve only the first N problems (a smoke run; the leaderboard "
+                          "refuses it)")
+    run.add_argument("--splits-dir", type=Path, default=None,
+                     help="folder of pinned split files (default: the package's own)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    board = commands.add_parser(
+        "leaderboard", help="verify result folders and write the leaderboard",
+        description="Verify result folders and write leaderboard.md, leaderboard.html and "
+                    "frontier.png; nothing is written if any result is rejected.")
+    board.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
+                       help="result folders, or folders that hold them")
+    board.add_argument("--out", type=Path, default=Path("runs/leaderboard"),
+                       help="where the board's files go (default: runs/leaderboard; the "
+                            "committed board is in leaderboard)")
+    board.add_argument("--splits-dir", type=Path, default=None,
+                       help="folder of pinned split files (default: the package's own)")
     bench.set_defaults(func=main)
     return bench
 
@@ -54,40 +81,95 @@ def result_dirs(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def _run(args: argparse.Namespace) -> int:
-    backends: dict[str, Backend] = {}  # one model load for every config that shares it
-    for config_path in args.configs:
-        config = BenchConfig.from_yaml(config_path)
+def planned_runs(args: argparse.Namespace) -> list[BenchConfig]:
+    """The configs to run, every one checked before any model loads (existing results kept
+    with ``--skip-existing`` are left out).
+
+    Raises:
+        ValueError, FileNotFoundError, FileExistsError: On bad input (one-line messages).
+    """
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.splits_dir is not None and not args.splits_dir.is_dir():
+        raise FileNotFoundError(f"--splits-dir {str(args.splits_dir)!r} is not a folder")
+    configs, names = [], set()
+    for path in args.configs:
+        config = apply_task_options(BenchConfig.from_yaml(path), args.task_option)
         if args.limit is not None:
-            config = BenchConfig.from_dict({**config.to_dict(), "limit": args.limit})
-        target = args.results / config.name
-        if args.skip_existing and (target / RESULT_FILE).is_file():
+            config = config.replace(limit=args.limit)
+        if config.name in names:
+            raise ValueError(f"two configs are named {config.name!r}; names must be unique")
+        names.add(config.name)
+        target = args.results_dir / config.name
+        if target.exists() and not args.overwrite:
+            if not args.skip_existing:
+                raise FileExistsError(f"{str(target)!r} already holds a result; pass "
+                                      "--overwrite to replace it, --skip-existing to keep it, "
+                                      "or choose another --results-dir")
             try:
-                load_result(target, splits_dir=args.splits_dir)
-                print(f"skip {config.name}: valid result in {target}")
-                continue
+                load_result(target, splits_dir=args.splits_dir, allow_partial=True)
             except ResultError as error:
-                print(f"rerun {config.name}: {error}", file=sys.stderr)
+                raise FileExistsError(f"{str(target)!r} holds a result that does not verify "
+                                      f"({error.problems[0]}); pass --overwrite to replace "
+                                      "it") from None
+            print(f"skip {config.name}: valid result in {target}")
+            continue
+        configs.append(config)
+    return configs
+
+
+def _run(args: argparse.Namespace) -> int:
+    from spgg_env.baselines.bench_run import run_benchmark
+
+    try:
+        configs = planned_runs(args)
+    except (ValueError, OSError) as error:
+        return usage_error("spgg bench run", error)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    loaded: dict[str, Backend] = {}  # one model load for every config that shares it
+
+    def backend_of(config: BenchConfig) -> Callable[[], Backend]:
         key = json.dumps(config.to_dict()["backend"], sort_keys=True)
-        if key not in backends:
-            backends[key] = make_backend(config.backend)
-        path = run_benchmark(
-            config, args.results, backend=backends[key], splits_dir=args.splits_dir
-        )
-        aggregates = load_result(path, splits_dir=args.splits_dir, allow_partial=True)
-        agg = aggregates["header"]["aggregates"]
-        print(
-            f"{config.name}: score {agg['score']:.3f} {agg['score_ci95']}, "
-            f"{agg['tokens_per_problem']:.0f} tokens/problem -> {path}"
-        )
+
+        def load() -> Backend:
+            if key not in loaded:
+                loaded[key] = make_backend(config.backend)
+            return loaded[key]
+        return load
+
+    for config in configs:
+        try:
+            path = run_benchmark(config, args.results_dir, backend=backend_of(config),
+                                 splits_dir=args.splits_dir, progress=not args.no_progress,
+                                 overwrite=args.overwrite)
+        except (ValueError, OSError, RuntimeError) as error:
+            return usage_error(f"spgg bench run {config.name}", error)
+        agg = load_result(path, splits_dir=args.splits_dir, allow_partial=True)["header"][
+            "aggregates"]
+        print(f"{config.name}: score {agg['score']:.3f} {agg['score_ci95']}, "
+              f"{agg['tokens_per_problem']:.0f} tokens/problem -> {path}")
     return 0
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
+    from spgg_env.baselines.leaderboard import write_board
+
+    for path in args.results:
+        if not path.exists():
+            return usage_error("spgg bench leaderboard", f"no such results folder: {str(path)!r}")
+    if args.splits_dir is not None and not args.splits_dir.is_dir():
+        return usage_error("spgg bench leaderboard",
+                           f"--splits-dir {str(args.splits_dir)!r} is not a folder")
     dirs = result_dirs(args.results)
     if not dirs:
-        print(f"no result directories in {[str(p) for p in args.results]}", file=sys.stderr)
-        return 2
+        return usage_error("spgg bench leaderboard",
+                           f"no result folders (with {RESULT_FILE}) in "
+                           f"{[str(p) for p in args.results]}")
     results, failures = [], []
     for path in dirs:
         try:
@@ -108,9 +190,3 @@ def main(args: argparse.Namespace) -> int:
     if args.bench_command == "run":
         return _run(args)
     return _leaderboard(args)
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="spgg")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    sys.exit(main(parser.parse_args()))

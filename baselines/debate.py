@@ -13,20 +13,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
-
-from spgg_env.agents.backend import GenerationParams
+from spgg_env.agents.engine import Program, Request
 from spgg_env.baselines.methods import (
     BASE_TEMPLATE,
     Method,
     Outcome,
-    Program,
-    Request,
+    SolveContext,
     base_prompt,
     majority_vote,
     user,
 )
-from spgg_env.tasks.base import Problem, Task
 
 REVISE_TEMPLATE = """{task}
 
@@ -97,11 +93,9 @@ class Debate(Method):
             task=task_text, own=clip(answers[me], self.max_chars), others=others
         )
 
-    def solve(
-        self, task: Task, problem: Problem, params: GenerationParams, rng: np.random.Generator
-    ) -> Program:
-        params = dataclasses.replace(params, temperature=self.temperature)
-        task_text = base_prompt(task, problem)
+    def solve(self, ctx: SolveContext) -> Program:
+        params = dataclasses.replace(ctx.params, temperature=self.temperature)
+        task_text = base_prompt(ctx.task, ctx.problem)
         prompts = [user(task_text)] * self.agents
         history: list[list[str]] = []
         for round_index in range(self.rounds):
@@ -112,5 +106,5 @@ class Debate(Method):
             answers = [reply.text for reply in replies]
             history.append(answers)
             prompts = [user(self.revise_prompt(task_text, answers, i)) for i in range(self.agents)]
-        chosen, votes = majority_vote(task, problem, history[-1])
+        chosen, votes = majority_vote(ctx.task, ctx.problem, history[-1])
         return Outcome(final_text=history[-1][chosen], details={"chosen": chosen, "votes": votes})

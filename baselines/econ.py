@@ -9,12 +9,12 @@ commitment.
 Cost: ``executors + 2`` calls per problem. **ECON-static** gives every executor fixed sampling
 parameters (the config's decoding parameters, optionally overridden per executor with
 ``executor_params``). **ECON-learned** takes per-executor parameters from a trained
-generation-parameter policy (``policy_checkpoint``; see
-:func:`~spgg_env.baselines.methods.load_params_policy`): executor i is agent i of a checkpoint
-trained with ``executors`` agents and observation ``"none"`` (executors answer independently);
-its state is the problem statement and its position (see
-:meth:`Econ.executor_generation_params`). The original paper's belief networks and QMIX mixer
-are the learner's business; this module is the inference protocol.
+generation-parameter policy (``policy_checkpoint``; see :mod:`spgg_env.baselines.trained_policy`):
+executor i is agent i of a checkpoint trained on the same task with ``executors`` agents and
+observation ``"none"`` (executors answer independently); its state is the problem statement and
+its position (see :meth:`Econ.executor_generation_params`). ECON plays no game of ours, so
+only those three facts of the policy's game are checked. The original paper's belief networks
+and QMIX mixer are the learner's business; this module is the inference protocol.
 """
 
 from __future__ import annotations
@@ -26,16 +26,21 @@ from typing import Any
 import numpy as np
 
 from spgg_env.agents.backend import GenerationParams
+from spgg_env.agents.engine import Program, Request
 from spgg_env.baselines.debate import clip
 from spgg_env.baselines.methods import (
     BASE_TEMPLATE,
     Method,
     Outcome,
-    Program,
-    Request,
+    SolveContext,
     base_prompt,
-    load_params_policy,
     user,
+)
+from spgg_env.baselines.trained_policy import (
+    check_checkpoint,
+    describe_policy,
+    load_params_policy,
+    policy_game,
 )
 from spgg_env.tasks.base import Problem, Task
 
@@ -103,12 +108,8 @@ class Econ(Method):
             raise ValueError("give executor_params (ECON-static) or policy_checkpoint, not both")
         self.executors = executors
         self.executor_params = [dict(p) for p in executor_params] if executor_params else None
-        self.policy_checkpoint = policy_checkpoint
-        self.policy = None
-        if policy_checkpoint:
-            self.policy = load_params_policy(
-                policy_checkpoint, n_agents=executors, observation="none"
-            )
+        self.policy_checkpoint = check_checkpoint(policy_checkpoint)
+        self.policy: Any = None
         self.max_chars = int(max_chars)
 
     def options(self) -> dict[str, Any]:
@@ -120,9 +121,33 @@ class Econ(Method):
         }
 
     def prepare(self, task: Task, problems: Sequence[Problem], rng: np.random.Generator) -> None:
-        """Refuse a policy trained on another task."""
-        if self.policy is not None:
-            self.policy.expect(task=task.name)
+        """Load the trained policy (once); refuse one trained for another task, number of
+        agents or observation.
+
+        Raises:
+            ValueError: Naming each fact that differs.
+        """
+        if self.policy_checkpoint is None or self.policy is not None:
+            return
+        policy = load_params_policy(self.policy_checkpoint)
+        game = policy_game(policy)
+        wanted = {"task": task.name, "n_agents": self.executors, "observation": "none"}
+        wrong = [f"{key}={value!r} (trained with {getattr(game, key)!r})"
+                 for key, value in wanted.items() if getattr(game, key) != value]
+        if wrong:
+            raise ValueError(
+                f"policy checkpoint {self.policy_checkpoint!r} does not fit ECON with "
+                f"{self.executors} executors: it needs " + ", ".join(wrong) + "; train one with "
+                f"`spgg train genparam --task {task.name} --agents {self.executors} "
+                "--observation none`")
+        self.policy = policy
+
+    def describe(self) -> dict[str, Any]:
+        """As :meth:`Method.describe`, with the trained policy's identity (``policy``)."""
+        out = super().describe()
+        if self.policy_checkpoint is not None:
+            out["policy"] = describe_policy(self.policy_checkpoint, self.policy)
+        return out
 
     def executor_generation_params(
         self, task: Task, problem: Problem, params: GenerationParams
@@ -141,9 +166,8 @@ class Econ(Method):
             return [dataclasses.replace(params, **over) for over in self.executor_params]
         return [params] * self.executors
 
-    def solve(
-        self, task: Task, problem: Problem, params: GenerationParams, rng: np.random.Generator
-    ) -> Program:
+    def solve(self, ctx: SolveContext) -> Program:
+        task, problem, params = ctx.task, ctx.problem, ctx.params
         task_text = base_prompt(task, problem)
         (strategy,) = yield [
             Request(user(STRATEGY_TEMPLATE.format(task=task_text)), params, "coordinator")

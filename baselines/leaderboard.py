@@ -1,7 +1,8 @@
 """Leaderboard: aggregates with bootstrap confidence intervals, and the board's files.
 
 Every number on the board is recomputed here from the per-episode records of verified result
-files (:func:`spgg_env.baselines.benchmark.load_result`); no aggregate typed into a file is trusted.
+files (:func:`spgg_env.baselines.bench_results.load_result`); no aggregate typed into a file is
+trusted.
 
 Aggregates of one result (records of P problems x S seeds; x_p is problem p's value averaged
 over the seeds):
@@ -120,10 +121,18 @@ def _close(a: Any, b: Any, rel_tol: float) -> bool:
 
 
 # ----------------------------------------------------------------------------- the board
+def result_task(header: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The task name and options of a result header (from its game spec when it has one)."""
+    config = header["config"]
+    source = config.get("game") or config
+    return source["task"], dict(source.get("task_options") or {})
+
+
 def board_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per verified result: labels from its header, numbers from its records.
 
-    Each result is what :func:`spgg_env.baselines.benchmark.load_result` returns (header + records).
+    Each result is what :func:`spgg_env.baselines.bench_results.load_result` returns (header and
+    records).
     """
     rows = []
     for result in results:
@@ -138,7 +147,7 @@ def board_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         wall = header["timing"]["wall_s"] / max(1, agg["n_episodes"])
         rows.append(
             {
-                "task": header["config"]["task"],
+                "task": result_task(header)[0],
                 "split": header["split"]["name"],
                 "name": header["config"]["name"],
                 "method": header["config"]["method"],
@@ -324,7 +333,7 @@ def write_board(results: Sequence[Mapping[str, Any]], out_dir: str | Path) -> li
     """Write ``leaderboard.md``, ``leaderboard.html`` and ``frontier.png`` into ``out_dir``.
 
     Args:
-        results: Verified results (:func:`spgg_env.baselines.benchmark.load_result`).
+        results: Verified results (:func:`spgg_env.baselines.bench_results.load_result`).
         out_dir: Where to write.
 
     Returns:

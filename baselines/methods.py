@@ -1,19 +1,24 @@
 """The shape every comparison method shares, the shared prompt pieces, and the method registry.
 
-A method solves one problem as a small *program*: a generator that yields a batch of LLM
-:class:`Request` objects, receives the matching list of ``Generation`` results, and finally
-returns an :class:`Outcome` (the group's final answer). The benchmark runner drives the programs
-of many problems in lockstep, so calls from different problems share one backend batch, while
-each method reads as straight-line code::
+A method solves one problem as a *program* of the episode engine
+(:mod:`spgg_env.agents.engine`): a generator that yields a list of
+:class:`~spgg_env.agents.engine.Request` objects, receives the matching list of ``Generation``
+results, and finally returns an :class:`Outcome` (the group's final answer). The benchmark hands
+the programs of every problem to one :class:`~spgg_env.agents.engine.Engine`, so calls from
+different problems share backend batches, while each method reads as straight-line code::
 
-    def solve(self, task, problem, params, rng):
-        first = yield [Request(prompt, params)]          # one call
-        more = yield [Request(p, params) for p in ps]    # a parallel round of calls
+    def solve(self, ctx):
+        first = yield [Request(prompt, ctx.params)]                # one call
+        more = yield [Request(p, ctx.params) for p in prompts]     # a parallel round of calls
         return Outcome(final_text=more[0].text)
 
-Every method reports the same metrics through the runner: the final answer's task score, parse
-failure, LLM calls and tokens per problem. Methods never see the gold answer; the only scorer
-use allowed inside a method is :func:`majority_vote`, which reads the *extracted* answer
+A request without a seed samples with the engine's derived seed
+``derive_seed(run seed, GENERATION, problem index, request number)``
+(:mod:`spgg_env.seeding`): it never depends on batching or on the other problems.
+
+Every method reports the same metrics through the benchmark: the final answer's task score,
+parse failure, LLM calls and tokens per problem. Methods never see the gold answer; the only
+scorer use allowed inside a method is :func:`majority_vote`, which reads the *extracted* answer
 (what the scorer parsed out of a text), never its value.
 """
 
@@ -24,30 +29,16 @@ import importlib
 import json
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
-from spgg_env.agents.backend import ChatPrompt, Generation, GenerationParams
+from spgg_env import seeding
+from spgg_env.agents.backend import Backend, ChatPrompt, GenerationParams
+from spgg_env.agents.engine import Program
 from spgg_env.tasks.base import Problem, Task
-
-
-@dataclass(frozen=True)
-class Request:
-    """One LLM call a method asks for.
-
-    Attributes:
-        prompt: The chat prompt.
-        params: Its generation parameters.
-        role: Who speaks (``"agent"``, ``"coordinator"``, ``"executor_1"``...), for transcripts.
-    """
-
-    prompt: ChatPrompt
-    params: GenerationParams
-    role: str = "agent"
 
 
 @dataclass
@@ -64,8 +55,31 @@ class Outcome:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-#: A method's program for one problem.
-Program = Generator[list[Request], list[Generation], Outcome]
+@dataclass(frozen=True)
+class SolveContext:
+    """What a method is given to solve one problem.
+
+    Attributes:
+        task: The task.
+        problem: The problem to solve.
+        params: The run's decoding parameters (the config's ``decoding``).
+        index: The problem's index in the evaluated split (the engine's program index).
+        seed: The run seed.
+        backends: The engine's backends by key (a benchmark run has one, ``"default"``).
+    """
+
+    task: Task
+    problem: Problem
+    params: GenerationParams
+    index: int
+    seed: int
+    backends: Mapping[str, Backend] = field(default_factory=dict)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The problem's own generator: ``seeding.rng(seed, METHOD, index)``."""
+        return seeding.rng(self.seed, seeding.METHOD, self.index)
+
 
 #: The plain task prompt shared by the single-call methods: the answer format, then the task.
 BASE_TEMPLATE = "{instruction}\n\n### Task\n{question}"
@@ -88,13 +102,17 @@ class Method(ABC):
 
     Subclasses set :attr:`name` and :attr:`templates` (every text template they send, so that
     result files can carry their hashes) and implement :meth:`solve`. Options come in as
-    keyword arguments and are validated in ``__init__``; unknown options raise.
+    keyword arguments and are validated in ``__init__`` without loading any model; unknown
+    options raise. A method that plays the game itself sets :attr:`plays_game` and takes the
+    game spec as its ``game`` option.
     """
 
     #: Registry name, as written in a benchmark config.
     name: ClassVar[str]
     #: Every prompt template the method sends, by name.
     templates: ClassVar[dict[str, str]] = {"base": BASE_TEMPLATE}
+    #: True when the method plays the text game (its config then holds a ``game`` spec).
+    plays_game: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         if options:
@@ -106,30 +124,24 @@ class Method(ABC):
     def prepare(  # noqa: B027 - a hook: most methods need no preparation
         self, task: Task, problems: Sequence[Problem], rng: np.random.Generator
     ) -> None:
-        """Called once per run before any problem (e.g. to pick few-shot exemplars)."""
+        """Called once per run seed before any problem (e.g. to pick few-shot exemplars, or
+        to load a trained policy)."""
 
     @abstractmethod
-    def solve(
-        self, task: Task, problem: Problem, params: GenerationParams, rng: np.random.Generator
-    ) -> Program:
-        """The program that solves ``problem`` (see the module docstring)."""
+    def solve(self, ctx: SolveContext) -> Program:
+        """The program that solves ``ctx.problem`` (see the module docstring)."""
 
     def options(self) -> dict[str, Any]:
         """The method's options as given, for result files."""
         return {}
 
     def describe(self) -> dict[str, Any]:
-        """Name, options and prompt-template hashes, for result files; and, for a method that
-        uses a trained policy (``self.policy``), the policy's identity (checkpoint SHA-256)."""
-        out = {
+        """Name, options and prompt-template hashes, for result files."""
+        return {
             "name": self.name,
             "options": self.options(),
             "template_hashes": template_hashes(self.templates),
         }
-        policy = getattr(self, "policy", None)
-        if policy is not None:
-            out["policy"] = policy.describe()
-        return out
 
 
 def template_hashes(templates: Mapping[str, str]) -> dict[str, str]:
@@ -177,57 +189,6 @@ def majority_vote(task: Task, problem: Problem, texts: Sequence[str]) -> tuple[i
     return keys.index(winner), dict(votes)
 
 
-class ParamsPolicy(Protocol):
-    """A trained generation-parameter policy at inference (the learners' checkpoint).
-
-    ``policy(task_text, visible, position, n_agents) -> GenerationParams``: ``task_text`` is the
-    problem statement (``Problem.question``), ``visible`` the texts of the contributions the
-    agent sees (empty when none), ``position`` its place in the order of ``n_agents``.
-    """
-
-    def __call__(
-        self, task_text: str, visible: Sequence[str], position: int, n_agents: int
-    ) -> GenerationParams: ...
-
-    def expect(self, **facts: Any) -> None:
-        """Raise ``ValueError`` if the policy was trained for other ``task``, ``observation``,
-        ``mechanism`` or ``n_agents``."""
-
-    def describe(self) -> dict[str, Any]:
-        """Its identity for result files (checkpoint path and ``sha256``, training setting)."""
-
-
-#: Where the policy loader lives (imported lazily: it needs torch and transformers).
-POLICY_LOADER = "spgg_env.agents.genparam_inference:load_inference_policy"
-
-
-def load_params_policy(path: str | Path, **expected: Any) -> ParamsPolicy:
-    """Load a trained generation-parameter policy (the learners' checkpoint) for inference.
-
-    Used by the "trained" MAC-SPGG ensembles and ECON-learned.
-
-    Args:
-        path: The checkpoint (relative paths are taken from the working directory).
-        expected: Facts the checkpoint must have been trained for (``n_agents``,
-            ``observation``, ``mechanism``, ``task``), checked now.
-
-    Raises:
-        FileNotFoundError: If the checkpoint does not exist.
-        ValueError: If it is not a readable checkpoint or was trained for other facts.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"policy checkpoint {str(path)!r} does not exist (relative paths start at the "
-            f"working directory {str(Path.cwd())!r}); train one with `spgg train genparam`, "
-            "run from the folder the path is relative to, or remove `policy_checkpoint` from "
-            "the method options"
-        )
-    module_name, function = POLICY_LOADER.split(":")
-    loader = getattr(importlib.import_module(module_name), function)
-    return loader(path, **expected)
-
-
 #: name -> "module:Class" (modules load lazily).
 METHODS: dict[str, str] = {
     "single_agent": "spgg_env.baselines.single_agent:SingleAgent",
@@ -239,13 +200,23 @@ METHODS: dict[str, str] = {
 }
 
 
-def make_method(name: str, **options: Any) -> Method:
-    """Build a method by registry name.
+def method_class(name: str) -> type[Method]:
+    """The class registered under ``name``.
 
     Raises:
-        ValueError: If no method has that name, or an option is bad.
+        ValueError: If no method has that name.
     """
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}")
     module_name, class_name = METHODS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)(**options)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def make_method(name: str, **options: Any) -> Method:
+    """Build a method by registry name (no model is loaded here).
+
+    Raises:
+        ValueError: If no method has that name, or an option is bad.
+        FileNotFoundError: If a named policy checkpoint does not exist.
+    """
+    return method_class(name)(**options)

@@ -12,12 +12,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
-
-from spgg_env.agents.backend import GenerationParams
-from spgg_env.baselines.methods import Outcome, Program, Request, majority_vote
+from spgg_env.agents.engine import Program, Request
+from spgg_env.baselines.methods import Outcome, SolveContext, majority_vote
 from spgg_env.baselines.single_agent import ChainOfThought
-from spgg_env.tasks.base import Problem, Task
 
 
 class SelfConsistency(ChainOfThought):
@@ -54,12 +51,10 @@ class SelfConsistency(ChainOfThought):
             "cot": self.cot,
         }
 
-    def solve(
-        self, task: Task, problem: Problem, params: GenerationParams, rng: np.random.Generator
-    ) -> Program:
-        sample_params = dataclasses.replace(params, temperature=self.temperature)
-        prompt = self.prompt(task, problem)
+    def solve(self, ctx: SolveContext) -> Program:
+        sample_params = dataclasses.replace(ctx.params, temperature=self.temperature)
+        prompt = self.prompt(ctx.task, ctx.problem)
         answers = yield [Request(prompt, sample_params) for _ in range(self.samples)]
         texts = [answer.text for answer in answers]
-        chosen, votes = majority_vote(task, problem, texts)
+        chosen, votes = majority_vote(ctx.task, ctx.problem, texts)
         return Outcome(final_text=texts[chosen], details={"chosen": chosen, "votes": votes})

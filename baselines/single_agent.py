@@ -17,15 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from spgg_env.agents.backend import ChatPrompt, GenerationParams
-from spgg_env.baselines.methods import (
-    BASE_TEMPLATE,
-    Method,
-    Outcome,
-    Program,
-    Request,
-    base_prompt,
-)
+from spgg_env.agents.backend import ChatPrompt
+from spgg_env.agents.engine import Program, Request
+from spgg_env.baselines.methods import BASE_TEMPLATE, Method, Outcome, SolveContext, base_prompt
 from spgg_env.tasks.base import Problem, Task
 
 #: Splits that may provide few-shot exemplars, in order of preference.
@@ -113,10 +107,8 @@ class SingleAgent(Method):
         messages.append({"role": "user", "content": base_prompt(task, problem) + self.suffix})
         return messages
 
-    def solve(
-        self, task: Task, problem: Problem, params: GenerationParams, rng: np.random.Generator
-    ) -> Program:
-        (answer,) = yield [Request(self.prompt(task, problem), params)]
+    def solve(self, ctx: SolveContext) -> Program:
+        (answer,) = yield [Request(self.prompt(ctx.task, ctx.problem), ctx.params)]
         return Outcome(
             final_text=answer.text, details={"exemplars": [p.uid for p in self.exemplars]}
         )

@@ -1,7 +1,7 @@
 """Test doubles for the benchmark tests: a scripted backend that half-knows the answers.
 
-Its replies are a pure function of (prompt, row seed), so runs are reproducible; greedy rows
-ignore the seed, sampled rows do not.
+Its replies are a pure function of (prompt, the row's own seed), so runs are reproducible and
+independent of batching; greedy rows ignore the seed, sampled rows do not.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 
-from spgg_env.agents.backend import Generation, GenerationParams
+from spgg_env.agents.backend import Generation, GenerationParams, per_prompt_seeds
 from spgg_env.tasks import make_task
 
 
@@ -34,7 +34,7 @@ class ScriptedBackend:
         prompts: Sequence[list[dict[str, str]]],
         params: Sequence[GenerationParams] | GenerationParams,
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> list[Generation]:
         if isinstance(params, GenerationParams):
             params = [params] * len(prompts)
@@ -42,9 +42,10 @@ class ScriptedBackend:
         self.prompts += list(prompts)
         self.params += list(params)
         out = []
-        for row, (prompt, p) in enumerate(zip(prompts, params, strict=True)):
+        seeds = per_prompt_seeds(len(prompts), seed)
+        for prompt, p, row_seed in zip(prompts, params, seeds, strict=True):
             text = "\n".join(m["content"] for m in prompt)
-            salt = "" if p.greedy else f"|{seed}|{row}"
+            salt = "" if p.greedy else f"|{row_seed}"
             h = int(hashlib.sha256((text + salt).encode()).hexdigest(), 16)
             gold = next((a for q, a in self.gold.items() if q in text), None)
             if h % 3 == 0:

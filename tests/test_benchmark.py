@@ -1,23 +1,30 @@
-"""The benchmark runner and result verification: determinism, tampering, configs, splits."""
+"""The benchmark on the episode engine: determinism, the game spec, result files and their
+verification (tampering, configs, splits, existing results)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 from bench_toys import arith_setup
 
-from spgg_env.baselines.benchmark import (
+from spgg_env.baselines.bench_config import BenchConfig
+from spgg_env.baselines.bench_results import (
     EPISODES_FILE,
     RESULT_FILE,
-    BenchConfig,
     ResultError,
     load_result,
     records_hash,
-    run_benchmark,
 )
+from spgg_env.baselines.bench_run import run_benchmark
+from spgg_env.spec import GameSpec
 from spgg_env.splits import pin_splits, resolve_split
+
+REPO = Path(__file__).resolve().parents[1]
+#: Header fields that describe when and where a run happened, not what it computed.
+VOLATILE_HEADER = ("timing", "git", "environment")
 
 
 @pytest.fixture
@@ -41,28 +48,45 @@ def config(**over) -> BenchConfig:
     return BenchConfig.from_dict({**base, **over})
 
 
-def run(tmp_path, pinned, out="results", **over):
+def game_config(**over) -> BenchConfig:
+    game = {"task": "arith", "task_options": {"n_problems": 12}, "n_agents": 3,
+            "observation": "partial", "max_tokens": 64, "token_counting": "model"}
+    base = {"name": "spgg-po", "method": "spgg", "game": game, "seeds": [0],
+            "decoding": {"max_new_tokens": 16, "temperature": 0.7}, "bootstrap_samples": 200}
+    return BenchConfig.from_dict({**base, **over})
+
+
+def run(tmp_path, pinned, out="results", cfg=None, **over):
     task, backend = arith_setup()
     path = run_benchmark(
-        config(**over), tmp_path / out, backend=backend, task=task,
+        cfg or config(**over), tmp_path / out, backend=backend, task=task,
         splits_dir=pinned.parent, progress=False,
     )  # fmt: skip
     return path, backend
 
 
-def test_same_config_and_seed_give_identical_records_and_aggregates(tmp_path, pinned):
+def stable_header(path: Path) -> dict:
+    header = json.loads((path / RESULT_FILE).read_text())
+    return {k: v for k, v in header.items() if k not in VOLATILE_HEADER}
+
+
+def test_a_rerun_gives_byte_identical_records_and_the_same_header(tmp_path, pinned):
     first, _ = run(tmp_path, pinned, out="a")
     second, _ = run(tmp_path, pinned, out="b")
     assert (first / EPISODES_FILE).read_bytes() == (second / EPISODES_FILE).read_bytes()
-    a, b = (
-        load_result(first, splits_dir=pinned.parent),
-        load_result(second, splits_dir=pinned.parent),
-    )
-    assert a["header"]["aggregates"] == b["header"]["aggregates"]
+    assert stable_header(first) == stable_header(second)
+    a = load_result(first, splits_dir=pinned.parent)
     assert len(a["records"]) == 2 * 6  # two seeds x six problems
     # sampled seeds differ from each other (the seed reaches the backend)
     texts = {s: [r["final_answer"] for r in a["records"] if r["seed"] == s] for s in (0, 1)}
     assert texts[0] != texts[1]
+
+
+def test_records_do_not_depend_on_the_batch_size(tmp_path, pinned):
+    one, backend_one = run(tmp_path, pinned, out="one", batch_size=1)
+    many, backend_many = run(tmp_path, pinned, out="many", batch_size=5)
+    assert max(backend_one.calls) == 1 and max(backend_many.calls) == 5
+    assert (one / EPISODES_FILE).read_bytes() == (many / EPISODES_FILE).read_bytes()
 
 
 def test_result_header_carries_provenance(tmp_path, pinned):
@@ -70,15 +94,75 @@ def test_result_header_carries_provenance(tmp_path, pinned):
     header = load_result(path, splits_dir=pinned.parent)["header"]
     entry = json.loads(pinned.read_text())["tasks"]["arith"]
     assert header["split"]["hash"] == entry["hash"] and header["split"]["uids"] == entry["uids"]
-    assert header["env_id"] == "spgg/Arith-v0" and header["seeds"] == [0, 1]
+    assert header["env_id"] == "spgg/Arith-v1" and header["seeds"] == [0, 1]
+    assert header["schema"] == "spgg-bench-result/2"
+    assert header["engine"] == {"schedule": "continuous", "max_batch": 4,
+                                "request_seed": "derive_seed(seed, GENERATION, problem index, "
+                                                "request number)"}
     assert {"env", "base", "cot_suffix"} <= set(header["prompt_template_hashes"])
     assert header["config"]["method_options"] == {"samples": 3}
+    assert header["config"]["task_options"] == {"n_problems": 12} and "game" not in header["config"]
     agg = header["aggregates"]
     assert agg["n_problems"] == 6 and agg["llm_calls_per_problem"] == 3.0
     low, high = agg["score_ci95"]
     assert low <= agg["score"] <= high
     # problems share backend batches across episodes, capped at batch_size
     assert max(backend.calls) == 4 and sum(backend.calls) == 2 * 6 * 3
+
+
+def test_a_game_config_plays_its_spec_and_the_result_embeds_it(tmp_path, pinned):
+    cfg = game_config()
+    path, backend = run(tmp_path, pinned, cfg=cfg)
+    result = load_result(path, splits_dir=pinned.parent)
+    game = GameSpec.from_dict(result["header"]["config"]["game"])
+    assert game == cfg.game and game.max_tokens == 64 and game.token_counting == "model"
+    assert "task" not in result["header"]["config"]
+    assert result["header"]["method"]["game_fingerprint"] == cfg.game.fingerprint()
+    for record in result["records"]:
+        details = record["details"]
+        assert record["llm_calls"] == 3 and details["episode_error"] is None
+        # effort in the model's tokens (the scripted backend counts words) over max_tokens 64
+        for call, tokens, effort in zip(record["calls"], details["env_tokens"], details["effort"],
+                                        strict=True):
+            assert tokens == len(call["text"].split())
+            assert effort == pytest.approx(min(1.0, tokens / 64))
+        assert record["final_answer"] == record["calls"][-1]["text"]
+        assert len(details["rewards"]) == 3 and details["group_score"] in (0.0, 1.0)
+    # partial observation: agent 3 sees agent 2's contribution only
+    thirds = [p[-1]["content"] for p in backend.prompts if "agent 3 of 3" in p[-1]["content"]]
+    assert len(thirds) == 6 and all(t.count(" wrote:") == 1 for t in thirds)
+
+
+def test_a_game_method_needs_a_game_and_the_others_refuse_one():
+    with pytest.raises(ValueError, match="plays the game: give `game`"):
+        BenchConfig.from_dict({"name": "x", "method": "spgg", "task": "arith"})
+    with pytest.raises(ValueError, match="does not play the game"):
+        config(game={"task": "arith"})
+    with pytest.raises(ValueError, match="inside `game`"):
+        game_config(task_options={"n_problems": 3})
+    with pytest.raises(ValueError, match="unknown game spec key"):
+        game_config(game={"task": "arith", "agents": 3})
+
+
+def test_the_game_must_play_the_pinned_splits_source(tmp_path, pinned):
+    cfg = game_config(game={"task": "arith", "task_options": {"n_problems": 12},
+                            "split": "train"})
+    with pytest.raises(ValueError, match="draws from 'arith' split 'test' but the game plays "
+                                         "split 'train'"):
+        run(tmp_path, pinned, cfg=cfg)
+
+
+def test_an_existing_result_is_kept_unless_overwritten(tmp_path, pinned):
+    path, _ = run(tmp_path, pinned, limit=2)
+    before = (path / EPISODES_FILE).read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run(tmp_path, pinned)
+    assert (path / EPISODES_FILE).read_bytes() == before
+    task, backend = arith_setup()
+    run_benchmark(config(), tmp_path / "results", backend=backend, task=task,
+                  splits_dir=pinned.parent, progress=False, overwrite=True)
+    assert len(load_result(path, splits_dir=pinned.parent)["records"]) == 12
+    assert not list(path.parent.glob(".*"))  # no temporary or old folder left behind
 
 
 def tamper(path, edit):
@@ -109,6 +193,13 @@ def test_missing_episode_is_rejected(tmp_path, pinned):
     message = rejected(path, pinned)
     assert "does not match its hash" in message
     assert f"missing episode seed={gone['seed']} uid={gone['uid']!r}" in message
+
+
+def test_duplicated_episode_is_rejected(tmp_path, pinned):
+    path, _ = run(tmp_path, pinned)
+    tamper(path, lambda h, lines: lines.__setitem__(3, lines[2]))
+    message = rejected(path, pinned)
+    assert "duplicate episode" in message and "missing episode" in message
 
 
 def test_edited_record_with_a_fixed_hash_is_still_caught(tmp_path, pinned):
@@ -149,22 +240,45 @@ def test_config_from_yaml_and_its_errors(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(config().to_dict()))
     assert BenchConfig.from_yaml(good) == config()
+    spgg = tmp_path / "spgg.yaml"
+    spgg.write_text(yaml.safe_dump(game_config().to_dict()))
+    assert BenchConfig.from_yaml(spgg) == game_config()
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**config().to_dict(), "sedes": [1]}))
     with pytest.raises(ValueError, match=r"unknown config key\(s\) \['sedes'\]"):
         BenchConfig.from_yaml(bad)
+    with pytest.raises(FileNotFoundError, match="no such config file"):
+        BenchConfig.from_yaml(tmp_path / "none.yaml")
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         config(decoding={"temperature": -1})
     with pytest.raises(ValueError, match="bad decoding key"):
         config(decoding={"temp": 1})
     with pytest.raises(ValueError, match="lacks required"):
         BenchConfig.from_dict({"name": "x", "method": "cot"})
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['n_problem'\] for task 'arith'"):
+        config(task_options={"n_problem": 3})
+    with pytest.raises(ValueError, match="unknown task 'chess'"):
+        config(task="chess")
+    with pytest.raises(ValueError, match="unknown method 'vote'"):
+        config(method="vote")
 
 
 def test_header_without_its_fields_is_rejected(tmp_path, pinned):
     path, _ = run(tmp_path, pinned)
     tamper(path, lambda h, _: h.pop("split"))
     assert "the header lacks ['split']" in rejected(path, pinned)
+
+
+def test_committed_results_verify():
+    """Every result of the committed board verifies: those written on the episode engine
+    (schema 2, a MAC-SPGG row with its game embedded) and those of the old loop (schema 1)."""
+    folders = sorted(p.parent for p in (REPO / "leaderboard" / "results").glob("*/result.json"))
+    assert len(folders) == 33
+    for folder in folders:
+        header = load_result(folder)["header"]
+        assert header["schema"] in ("spgg-bench-result/1", "spgg-bench-result/2")
+        if header["schema"] == "spgg-bench-result/2":
+            assert ("game" in header["config"]) == (header["config"]["method"] == "spgg")
 
 
 @pytest.mark.slow

@@ -16,18 +16,18 @@ from spgg_env.agents.genparam_inference import (
 )
 from spgg_env.agents.genparam_policy import GenParamLearner
 from spgg_env.agents.tiny_lm import save_tiny_lm
-from spgg_env.baselines.benchmark import (
-    BenchConfig,
-    ResultError,
-    load_result,
-    run_benchmark,
-    run_episode,
-)
+from spgg_env.baselines.bench_config import BenchConfig
+from spgg_env.baselines.bench_results import ResultError, load_result
+from spgg_env.baselines.bench_run import run_benchmark, run_episode
 from spgg_env.baselines.leaderboard import write_board
 from spgg_env.baselines.methods import make_method
+from spgg_env.spec import GameSpec
 from spgg_env.splits import pinned_splits
 
 GREEDY = GenerationParams(max_new_tokens=32)
+#: The game the checkpoints below are trained in (2 agents, effort in model tokens, 24 at 1).
+GAME = GameSpec(task="arith", n_agents=2, observation="partial", max_tokens=24,
+                token_counting="model")
 TASK_TEXT = "Ann has 3 apples and buys 4 more. How many apples does she have?"
 
 
@@ -88,14 +88,14 @@ def test_trained_spgg_ensemble_plays_the_policys_params(trained):
     policy = load_inference_policy(path)
     task, backend = arith_setup()
     problem = task.problems("test")[0]
-    method = make_method("spgg", agents=2, observation="partial", policy_checkpoint=str(path))
+    method = make_method("spgg", game=GAME, policy_checkpoint=str(path))
     record = run_episode(method, task, problem, backend, GREEDY, seed=0)
     first = record["calls"][0]["text"]
     expected = [policy(problem.question, [], 0, 2), policy(problem.question, [first], 1, 2)]
     assert record["details"]["agent_params"] == [p.to_dict() for p in expected]
     assert backend.params == expected
     assert all(p != GREEDY and p.temperature > 0 for p in expected)  # not the untrained decoding
-    untrained = run_episode(make_method("spgg", agents=2), task, problem, *arith_setup()[1:],
+    untrained = run_episode(make_method("spgg", game=GAME), task, problem, *arith_setup()[1:],
                             GREEDY, seed=0)
     assert untrained["details"]["agent_params"] is None
     assert {c["params"]["temperature"] for c in untrained["calls"]} == {0.0}
@@ -122,9 +122,9 @@ def test_result_file_identifies_and_verifies_the_policy(trained, tmp_path):
     path.write_bytes(original.read_bytes())
     task, backend = arith_setup()
     config = BenchConfig(
-        name="arith-spgg-trained", method="spgg", task="arith", split="test",
-        method_options={"agents": 2, "policy_checkpoint": str(path)},
-        task_options={"n_problems": 12}, decoding={"max_new_tokens": 32},
+        name="arith-spgg-trained", method="spgg", split="test",
+        game=GAME.replace(task_options={"n_problems": 12}),
+        method_options={"policy_checkpoint": str(path)}, decoding={"max_new_tokens": 32},
     )
     out = run_benchmark(config, tmp_path / "results", backend=backend, task=task, progress=False)
     result = load_result(out)
@@ -146,13 +146,20 @@ def test_result_file_identifies_and_verifies_the_policy(trained, tmp_path):
 
 def test_checkpoint_that_does_not_fit_is_refused_with_the_reason(trained, tmp_path):
     _, partial = trained["partial"]
-    with pytest.raises(ValueError, match=r"n_agents=3 but the checkpoint was trained with "
-                                         r"n_agents=2.*--agents"):
-        make_method("spgg", agents=3, observation="partial", policy_checkpoint=str(partial))
-    with pytest.raises(ValueError, match="observation='full'"):
-        make_method("spgg", agents=2, observation="full", policy_checkpoint=str(partial))
+    task, backend = arith_setup()
+    problem = task.problems("test")[0]
+    for game, named in ((GAME.replace(n_agents=3), "n_agents: 3 vs 2"),
+                        (GAME.replace(observation="full"), "observation: 'full' vs 'partial'"),
+                        (GAME.replace(max_tokens=512, token_counting="approx"),
+                         "max_tokens: 512 vs 24; token_counting: 'approx' vs 'model'")):
+        method = make_method("spgg", game=game, policy_checkpoint=str(partial))
+        with pytest.raises(ValueError, match="was made for another game") as info:
+            run_episode(method, task, problem, backend, GREEDY)
+        assert named in str(info.value)
     with pytest.raises(ValueError, match="observation='none'"):
-        make_method("econ", executors=2, policy_checkpoint=str(partial))
+        run_episode(make_method("econ", executors=2, policy_checkpoint=str(partial)), task,
+                    problem, backend, GREEDY)
+    assert backend.calls == []
     policy = load_inference_policy(partial)
     with pytest.raises(ValueError, match="n_agents=4"):
         policy(TASK_TEXT, [], 0, 4)
@@ -160,11 +167,6 @@ def test_checkpoint_that_does_not_fit_is_refused_with_the_reason(trained, tmp_pa
         policy(TASK_TEXT, [], 2, 2)
     with pytest.raises(ValueError, match="task='gsm8k'"):
         policy.expect(task="gsm8k")
-    method = make_method("spgg", agents=2, policy_checkpoint=str(partial))
-    method.policy.spec = {**method.policy.spec, "task": "gsm8k"}
-    task, backend = arith_setup()
-    with pytest.raises(ValueError, match="task='arith'"):
-        run_episode(method, task, task.problems("test")[0], backend, GREEDY)
 
 
 def test_bad_checkpoint_files_are_named(trained, tmp_path):
@@ -172,7 +174,7 @@ def test_bad_checkpoint_files_are_named(trained, tmp_path):
     with pytest.raises(FileNotFoundError, match="spgg train genparam"):
         load_inference_policy(tmp_path / "missing.pt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        make_method("spgg", agents=2, policy_checkpoint=str(tmp_path / "missing.pt"))
+        make_method("spgg", game=GAME, policy_checkpoint=str(tmp_path / "missing.pt"))
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot read policy checkpoint"):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 from bench_toys import arith_setup
 
-from spgg_env.baselines.bench_cli import add_parser, main
-from spgg_env.baselines.benchmark import RESULT_FILE, BenchConfig, run_benchmark
+from spgg_env import cli
+from spgg_env.baselines.bench_config import BenchConfig
+from spgg_env.baselines.bench_results import RESULT_FILE
+from spgg_env.baselines.bench_run import run_benchmark
 from spgg_env.baselines.leaderboard import aggregate, bootstrap_ci, pareto_front
 from spgg_env.splits import pin_splits
 
@@ -75,16 +76,14 @@ def results(tmp_path):
     return tmp_path / "results", splits.parent
 
 
-def cli(*argv) -> int:
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command"))
-    return main(parser.parse_args(["bench", *map(str, argv)]))
+def bench(*argv) -> int:
+    return cli.main(["bench", *map(str, argv)])
 
 
 def test_board_regenerates_identically_from_results(tmp_path, results):
     folder, splits = results
-    assert cli("leaderboard", folder, "--out", tmp_path / "b1", "--splits-dir", splits) == 0
-    assert cli("leaderboard", folder, "--out", tmp_path / "b2", "--splits-dir", splits) == 0
+    assert bench("leaderboard", folder, "--out", tmp_path / "b1", "--splits-dir", splits) == 0
+    assert bench("leaderboard", folder, "--out", tmp_path / "b2", "--splits-dir", splits) == 0
     for name in ("leaderboard.md", "leaderboard.html"):
         assert (tmp_path / "b1" / name).read_text() == (tmp_path / "b2" / name).read_text()
     assert (tmp_path / "b1" / "frontier.png").stat().st_size > 1000
@@ -103,7 +102,7 @@ def test_board_refuses_a_tampered_result(tmp_path, results, capsys):
     header = json.loads(path.read_text())
     header["aggregates"]["tokens_per_problem"] = 1.0
     path.write_text(json.dumps(header))
-    assert cli("leaderboard", folder, "--out", tmp_path / "b", "--splits-dir", splits) == 1
+    assert bench("leaderboard", folder, "--out", tmp_path / "b", "--splits-dir", splits) == 1
     err = capsys.readouterr().err
     assert "aggregate 'tokens_per_problem' is 1.0 in the file" in err and "no board written" in err
     assert not (tmp_path / "b" / "leaderboard.md").exists()
@@ -119,11 +118,14 @@ def test_cli_run_writes_results_and_the_board_refuses_a_partial_one(tmp_path, mo
     config = BenchConfig(name="cot", method="cot", task="arith", task_options={"n_problems": 12})
     path.write_text(json.dumps(config.to_dict()))  # JSON is YAML
     out = tmp_path / "results"
-    assert cli("run", path, "--results", out, "--splits-dir", splits.parent, "--limit", 2) == 0
+    common = ("--results-dir", out, "--splits-dir", splits.parent, "--no-progress")
+    assert bench("run", path, *common, "--limit", 2) == 0
     assert "cot: score" in capsys.readouterr().out
-    assert cli("leaderboard", out, "--out", tmp_path / "b", "--splits-dir", splits.parent) == 1
+    assert bench("leaderboard", out, "--out", tmp_path / "b", "--splits-dir", splits.parent) == 1
     assert "partial run (limit=2)" in capsys.readouterr().err
-    assert cli("run", path, "--results", out, "--splits-dir", splits.parent) == 0
-    assert cli("leaderboard", out, "--out", tmp_path / "b", "--splits-dir", splits.parent) == 0
-    assert cli("run", path, "--results", out, "--splits-dir", splits.parent, "--skip-existing") == 0
+    assert bench("run", path, *common) == 2  # the partial result is not replaced silently
+    assert "--overwrite" in capsys.readouterr().err
+    assert bench("run", path, *common, "--overwrite") == 0
+    assert bench("leaderboard", out, "--out", tmp_path / "b", "--splits-dir", splits.parent) == 0
+    assert bench("run", path, *common, "--skip-existing") == 0
     assert "skip cot: valid result" in capsys.readouterr().out

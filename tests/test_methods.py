@@ -6,10 +6,15 @@ import pytest
 from bench_toys import arith_setup
 
 from spgg_env.agents.backend import GenerationParams
-from spgg_env.baselines.benchmark import run_episode
-from spgg_env.baselines.methods import load_params_policy, majority_vote, make_method
+from spgg_env.baselines.bench_run import run_episode
+from spgg_env.baselines.methods import majority_vote, make_method
+from spgg_env.baselines.trained_policy import load_params_policy
+from spgg_env.spec import GameSpec
 
 GREEDY = GenerationParams(max_new_tokens=32)
+#: The game of the MAC-SPGG ensembles below (arith_setup's task).
+GAME = GameSpec(task="arith", task_options={"n_problems": 12}, n_agents=3, max_tokens=128,
+                token_counting="model")
 
 
 def solve(name: str, **options):
@@ -95,7 +100,7 @@ def test_econ_strategy_executors_commitment():
 
 @pytest.mark.parametrize("observation, seen_by_third", [("partial", 1), ("full", 2)])
 def test_spgg_ensemble_observation(observation, seen_by_third):
-    _, _, backend, record = solve("spgg", agents=3, observation=observation)
+    _, _, backend, record = solve("spgg", game=GAME.replace(observation=observation))
     assert backend.calls == [1, 1, 1]
     third = contents(backend.prompts[2])
     assert third.count(" wrote:") == seen_by_third
@@ -111,7 +116,9 @@ def test_spgg_ensemble_observation(observation, seen_by_third):
         ("self_consistency", {"samples": 0}, "samples must be"),
         ("debate", {"agents": 1}, "agents must be"),
         ("econ", {"executors": 3, "executor_params": [{}]}, "one mapping per executor"),
-        ("spgg", {"observation": "some"}, "observation must be"),
+        ("spgg", {"game": {"task": "arith", "observation": "some"}}, "observation must be"),
+        ("spgg", {}, "give its spec as `game`"),
+        ("spgg", {"game": GAME, "agents": 3}, "unknown option"),
     ],
 )
 def test_bad_options_are_named(name, options, match):
@@ -127,35 +134,47 @@ def test_missing_policy_checkpoint_is_a_clear_error(tmp_path):
 
 
 class FakePolicy:
-    """Stands in for a trained checkpoint: temperature 0.1 * (position + 1); records its calls."""
+    """Stands in for a trained checkpoint: temperature 0.1 * (position + 1); records its calls.
+    Its game: :data:`GAME` in ``observation`` with ``n_agents`` (any split)."""
 
-    def __init__(self, path, **expected):
-        self.expected, self.seen, self.checked = expected, [], []
+    def __init__(self, path, n_agents=3, observation="partial", **changes):
+        self.game = GAME.replace(split="train", n_agents=n_agents, observation=observation,
+                                 **changes)
+        self.seen = []
 
     def __call__(self, task_text, visible, position, n_agents):
         self.seen.append((task_text, list(visible), position, n_agents))
         return GenerationParams(temperature=0.1 * (position + 1))
 
-    def expect(self, **facts):
-        self.checked.append(facts)
-
     def describe(self):
-        return {"checkpoint": "trained.pt", "sha256": "ab" * 32}
+        return {"task": "arith", "iterations": 3}
 
 
-def test_trained_variants_take_each_agents_params_from_the_policy(monkeypatch):
+@pytest.fixture
+def trained(monkeypatch, tmp_path):
+    """Both trained methods load FakePolicy(**facts) from an existing checkpoint file."""
     import spgg_env.baselines.econ as econ
     import spgg_env.baselines.spgg_ensemble as spgg_ensemble
 
-    monkeypatch.setattr(spgg_ensemble, "load_params_policy", FakePolicy)
-    monkeypatch.setattr(econ, "load_params_policy", FakePolicy)
-    method = make_method("spgg", agents=3, policy_checkpoint="trained.pt")
-    assert method.policy.expected == {"n_agents": 3, "observation": "partial",
-                                      "mechanism": "mac-spgg"}
-    assert method.describe()["policy"]["sha256"] == "ab" * 32
+    facts = {}
+    monkeypatch.setattr(spgg_ensemble, "load_params_policy", lambda p: FakePolicy(p, **facts))
+    monkeypatch.setattr(econ, "load_params_policy", lambda p: FakePolicy(p, **facts))
+    checkpoint = tmp_path / "trained.pt"
+    checkpoint.write_bytes(b"weights")
+    return str(checkpoint), facts
+
+
+def test_trained_variants_take_each_agents_params_from_the_policy(trained):
+    from spgg_env.provenance import file_sha256
+
+    checkpoint, _ = trained
+    method = make_method("spgg", game=GAME, policy_checkpoint=checkpoint)
     task, backend = arith_setup()
     problem = task.problems("test")[0]
     record = run_episode(method, task, problem, backend, GREEDY, seed=0)
+    assert method.describe()["policy"] == {"task": "arith", "iterations": 3,
+                                           "checkpoint": checkpoint,
+                                           "sha256": file_sha256(checkpoint)}
     assert [p.temperature for p in backend.params] == pytest.approx([0.1, 0.2, 0.3])
     assert [p["temperature"] for p in record["details"]["agent_params"]] == pytest.approx(
         [0.1, 0.2, 0.3]
@@ -164,16 +183,57 @@ def test_trained_variants_take_each_agents_params_from_the_policy(monkeypatch):
     texts = [call["text"] for call in record["calls"]]
     assert method.policy.seen == [(problem.question, [], 0, 3), (problem.question, texts[:1], 1, 3),
                                   (problem.question, texts[1:2], 2, 3)]
-    assert method.policy.checked == [{"task": "arith"}]
 
-    method = make_method("econ", executors=2, policy_checkpoint="trained.pt")
-    assert method.policy.expected == {"n_agents": 2, "observation": "none"}
+    method = make_method("econ", executors=2, policy_checkpoint=checkpoint)
+    trained[1].update(n_agents=2, observation="none")
     task, backend = arith_setup()
     run_episode(method, task, problem, backend, GREEDY, seed=0)
     assert [p.temperature for p in backend.params] == pytest.approx([0.0, 0.1, 0.2, 0.0])
     assert method.policy.seen == [(problem.question, [], 0, 2), (problem.question, [], 1, 2)]
 
 
+@pytest.mark.parametrize(
+    "facts, named",
+    [
+        ({"max_tokens": 512, "token_counting": "approx"},
+         "max_tokens: 128 vs 512; token_counting: 'model' vs 'approx'"),
+        ({"observation": "full"}, "observation: 'partial' vs 'full'"),
+        ({"n_agents": 2}, "n_agents: 3 vs 2"),
+        ({"mechanism_params": {"B": 0.5}}, "mechanism_params"),
+    ],
+)
+def test_a_policy_trained_in_another_game_is_refused_naming_the_fields(trained, facts, named):
+    checkpoint, policy_facts = trained
+    policy_facts.update(facts)
+    method = make_method("spgg", game=GAME, policy_checkpoint=checkpoint)
+    task, backend = arith_setup()
+    with pytest.raises(ValueError, match="was made for another game") as info:
+        run_episode(method, task, task.problems("test")[0], backend, GREEDY, seed=0)
+    assert named in str(info.value) and "split" not in str(info.value)
+    assert backend.calls == []
+
+
+def test_econ_refuses_a_policy_of_another_setting(trained):
+    checkpoint, facts = trained
+    facts.update(n_agents=3, observation="partial")
+    method = make_method("econ", executors=2, policy_checkpoint=checkpoint)
+    task, backend = arith_setup()
+    with pytest.raises(ValueError, match="n_agents=2 .trained with 3.*observation='none'"):
+        run_episode(method, task, task.problems("test")[0], backend, GREEDY, seed=0)
+
+
+def test_legacy_checkpoint_facts_give_the_policys_game():
+    from spgg_env.baselines.trained_policy import policy_game
+
+    class Legacy:
+        spec = {"task": "mmlu", "split": "test", "observation": "partial", "mechanism":
+                "mac-spgg", "n_agents": 3, "max_tokens": 128, "state_dim": 9}
+
+    game = policy_game(Legacy())
+    assert game == GameSpec(task="mmlu", n_agents=3, observation="partial", max_tokens=128,
+                            token_counting="model")
+    with pytest.raises(ValueError, match="does not say which game"):
+        policy_game(object())
 def test_few_shot_pool_falls_back_to_unevaluated_test_problems(monkeypatch):
     from spgg_env.baselines.single_agent import exemplar_pool
 

@@ -43,7 +43,7 @@ def test_transcripts_hold_every_episode_of_both_modes(both_run):
     records = list(read_transcripts(both_run / "transcripts.jsonl"))
     assert [(r["observation"], r["episode"]) for r in records] == [
         ("partial", 0), ("partial", 1), ("partial", 2), ("full", 0), ("full", 1), ("full", 2)]
-    problems = make_task("arith").problems("test")
+    problems = make_task("arith", difficulty="easy").problems("test")
     for r in records:
         assert r["seed"] == episode_seed(4, r["episode"])
         assert r["reference"] == problems[r["episode"]].answer
@@ -90,7 +90,9 @@ def test_summary_matches_the_transcripts(both_run):
 
 def test_run_meta_identifies_data_model_and_code(both_run, tiny):
     meta = json.loads((both_run / "run_meta.json").read_text())
-    assert meta["task"]["split_hash"] == make_task("arith").split_hash("test")
+    # the main job's default game: easy arith, effort in the model's tokens
+    assert meta["games"][0]["task_options"] == {"difficulty": "easy"}
+    assert meta["task"]["split_hash"] == make_task("arith", difficulty="easy").split_hash("test")
     assert meta["settings"]["episodes"] == 3 and meta["settings"]["batch_size"] == 2
     games = [GameSpec.from_dict(g) for g in meta["games"]]
     assert [g.observation for g in games] == ["partial", "full"]
@@ -138,12 +140,13 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
 
 def test_task_options_reach_the_task(tiny, tmp_path):
     code = cli.main(["run", "--episodes", "1", "--model", tiny, "--max-new-tokens", "2",
-                     "--task-option", "difficulty=easy", "--out", str(tmp_path), "--no-progress"])
+                     "--task-option", "difficulty=normal", "--task-option", "n_problems=5",
+                     "--observation", "partial", "--out", str(tmp_path), "--no-progress"])
     assert code == 0
     record = next(iter(read_transcripts(tmp_path / "transcripts.jsonl")))
-    assert "easy" in record["problem_uid"]
+    assert "normal" in record["problem_uid"]  # the command line overrides the default (easy)
     meta = json.loads((tmp_path / "run_meta.json").read_text())
-    assert meta["games"][0]["task_options"] == {"difficulty": "easy"}
+    assert meta["games"][0]["task_options"] == {"difficulty": "normal", "n_problems": 5}
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,28 @@
 
 Both return plain lists of dicts in file order, so a task turns rows into problems the same way
 whatever the source. Errors name the path or dataset and say how to fix them.
+
+Offline, a hub load fails at once instead of retrying for tens of seconds: with
+``HF_HUB_OFFLINE=1`` or ``HF_DATASETS_OFFLINE=1`` only the local Hugging Face cache is read;
+otherwise the hub's host is probed first (:func:`hub_unreachable`, a few seconds at most) and
+an unreachable hub is an immediate error that says which local file, environment variable or
+``data_path`` to use instead (the task's ``hint``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+#: Environment variables that put the Hugging Face libraries offline.
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+#: The hub's address (``HF_ENDPOINT`` overrides it, as in ``huggingface_hub``).
+DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -58,6 +72,32 @@ def local_split_file(path: str | os.PathLike[str], split: str) -> Path:
     return candidate
 
 
+def offline_requested() -> bool:
+    """True when ``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` is set to a true value."""
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+               for name in OFFLINE_VARIABLES)
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub's host cannot be reached, or ``None`` when a TCP connection opens within
+    ``timeout`` seconds (name resolution included)."""
+    url = urlparse(os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(f"{host}:{port}: {error}")
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    return outcome[0] if outcome else f"{host}:{port}: no answer within {timeout:g} s"
+
+
 def load_hf_rows(name: str, config: str | None, split: str, hint: str) -> list[dict[str, Any]]:
     """Load a Hugging Face dataset split as a list of dicts, in the dataset's order.
 
@@ -69,8 +109,17 @@ def load_hf_rows(name: str, config: str | None, split: str, hint: str) -> list[d
             error).
 
     Raises:
-        RuntimeError: When ``datasets`` cannot load it (offline, unknown name...), with ``hint``.
+        RuntimeError: When the hub cannot be reached (found in seconds, see the module
+            docstring) or ``datasets`` cannot load it (unknown name...), with ``hint``.
     """
+    if not offline_requested():
+        reason = hub_unreachable()
+        if reason is not None:
+            raise RuntimeError(
+                f"cannot reach the Hugging Face hub to load {name!r} (config {config!r}, split "
+                f"{split!r}): {reason}. {hint} (If the dataset is in your Hugging Face cache, "
+                "set HF_DATASETS_OFFLINE=1 to read it from there.)"
+            )
     import datasets  # deferred: importing datasets costs a second
 
     try:
