@@ -31,6 +31,7 @@ import contextlib
 import fcntl
 import json
 import resource
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -40,7 +41,7 @@ import numpy as np
 
 from spgg_env import prompts, provenance
 from spgg_env.agents.engine import SCHEDULES, Engine
-from spgg_env.agents.ensemble import DEFAULT_CONFIG, Ensemble, EnsembleConfig, build_ensemble
+from spgg_env.agents.ensemble import DEFAULT_CONFIG, EnsembleConfig, build_ensemble
 from spgg_env.agents.episodes import EpisodeRunner
 from spgg_env.spec import GameSpec, parse_key_values
 
@@ -89,7 +90,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     p.add_argument("--tensorboard", action="store_true", help="log to <out>/tensorboard")
-    p.add_argument("--resume", action="store_true", help="continue an incomplete run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a run in --out: play its missing and failed episodes")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="play on Ray workers: a cluster address (auto, ray://host:10001) or, "
+                        "without one, a local cluster (needs the ray extra)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="Ray workers, each with its own engine and backends (default: 2)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     GameSpec.add_arguments(p, **RUN_DEFAULTS, observation="both")
     defaults = ", ".join(f"{task}: {' '.join(f'{k}={v}' for k, v in options.items())}"
@@ -118,12 +125,19 @@ def main(args: argparse.Namespace) -> int:
             device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size, schedule=args.schedule, seed=args.seed,
             tensorboard=args.tensorboard, resume=args.resume, progress=not args.no_progress,
+            ray=args.ray, workers=args.workers,
         )
-    except (ValueError, OSError, RuntimeError) as exc:  # bad input: a message, not a traceback
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:  # a message, no traceback
         from spgg_env.cli import usage_error
 
         return usage_error("spgg run", exc)
     print(format_summary(summary))
+    failed = sum(s["failed_episodes"] for s in summary["observations"].values())
+    if failed:
+        print(f"spgg run: {failed} episode(s) failed (a generation or the env failed); they are "
+              f"kept out of the means: rerun with --resume --out {summary['out']} to retry them",
+              file=sys.stderr)
+        return 3
     return 0
 
 
@@ -153,8 +167,15 @@ def run_job(
     tensorboard: bool = False,
     resume: bool = False,
     progress: bool = True,
+    ray: str | None = None,
+    workers: int = 2,
 ) -> dict[str, Any]:
     """Play ``episodes`` episodes of each game (one per observation mode) and write the folder.
+
+    With ``ray`` (``"local"`` or a cluster address) the episodes are played on ``workers`` Ray
+    actors (:mod:`spgg_env.agents.distributed`) and written in the same order. An episode whose
+    generation or env step failed is recorded but kept out of the means; ``resume`` plays the
+    missing and the failed episodes again (the last record of an episode counts).
 
     Returns:
         The summary (also written to ``summary.json``), with ``"out"`` set to the folder.
@@ -181,22 +202,40 @@ def run_job(
             raise FileExistsError(
                 f"{transcript} exists; pass --resume to continue that run or choose another --out"
             )
-        ensemble = build_ensemble(config, model=model, device=device, dtype=dtype,
-                                  max_new_tokens=max_new_tokens, n_agents=first.n_agents)
-        engine = Engine(ensemble.backend_map(), max_batch=batch_size, schedule=schedule,
-                        seed=seed)
-        task = first.make_task()
-        runners = {s.observation: EpisodeRunner(s, ensemble, engine, task=task) for s in specs}
+        overrides = {"model": model, "device": device, "dtype": dtype,
+                     "max_new_tokens": max_new_tokens, "n_agents": first.n_agents}
+        ensemble_config = EnsembleConfig.load(config)
         settings = {"episodes": episodes, "seed": seed, "batch_size": batch_size,
                     "schedule": schedule}
-        meta = run_meta(specs, settings, ensemble, runners[modes[0]])
+        todo = {m: [e for e in range(episodes)
+                    if e not in (_complete_episodes(transcript).get(m, set()) if resume else ())]
+                for m in modes}
+        if ray is None:
+            ensemble = build_ensemble(ensemble_config, **overrides)
+            engine = Engine(ensemble.backend_map(), max_batch=batch_size, schedule=schedule,
+                            seed=seed)
+            task = first.make_task()
+            runners = {s.observation: EpisodeRunner(s, ensemble, engine, task=task)
+                       for s in specs}
+            meta = run_meta(specs, settings, ensemble.describe(), ensemble_config, task)
+            played = _play_here(runners, todo, seed)
+        else:
+            from spgg_env.agents.distributed import WorkerPool
+
+            pool = WorkerPool(specs, ensemble_config.to_dict(), workers=workers,
+                              address=None if ray == "local" else ray,
+                              overrides=overrides, batch_size=batch_size, schedule=schedule,
+                              seed=seed)
+            described = pool.ready()
+            meta = run_meta(specs, settings, {**described[0], "workers": described},
+                            ensemble_config, first.make_task())
+            played = _play_on_ray(pool, todo, batch_size)
         if resume and (out / META).is_file():
             _check_same_run(json.loads((out / META).read_text(encoding="utf-8")), meta)
-        done = _done_episodes(transcript) if resume else {}
         _write_json(out / META, meta)
         start = time.perf_counter()
-        _play(runners, out, episodes, seed, done, tensorboard, progress)
-        records = list(read_transcripts(transcript))
+        _write(played, out, todo, episodes * len(modes), first.task, tensorboard, progress)
+        records = latest_records(transcript)
         summary = summarise(records, modes, episodes)
         summary.update(task=first.task, split=first.split, seed=seed,
                        wall_s=time.perf_counter() - start,
@@ -206,26 +245,55 @@ def run_job(
     return summary
 
 
-def _play(runners: Mapping[str, EpisodeRunner], out: Path, episodes: int, seed: int,
-          done: Mapping[str, int], tensorboard: bool, progress: bool) -> None:
-    """Play every mode's missing episodes, appending each record as soon as it ends."""
+def _play_here(runners: Mapping[str, EpisodeRunner], todo: Mapping[str, list[int]],
+               seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Play the listed episodes of every mode in this process; yield ``(mode, record)``."""
+    for mode, indices in todo.items():
+        for first, count in _contiguous(indices):
+            for episode in runners[mode].run(count, seed=seed, first_episode=first):
+                yield mode, episode.to_record()
+
+
+def _play_on_ray(pool: Any, todo: Mapping[str, list[int]],
+                 batch_size: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The same episodes on Ray workers, in the same order."""
+    jobs = [(mode, start + offset, min(batch_size, count - offset))
+            for mode, indices in todo.items() for start, count in _contiguous(indices)
+            for offset in range(0, count, batch_size)]
+    try:
+        yield from pool.play(jobs)
+    finally:
+        pool.close()
+
+
+def _contiguous(indices: Iterable[int]) -> list[tuple[int, int]]:
+    """``[0, 1, 2, 5, 6]`` -> ``[(0, 3), (5, 2)]``: runs of consecutive episodes."""
+    runs: list[tuple[int, int]] = []
+    for e in sorted(indices):
+        if runs and runs[-1][0] + runs[-1][1] == e:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((e, 1))
+    return runs
+
+
+def _write(played: Iterable[tuple[str, dict[str, Any]]], out: Path,
+           todo: Mapping[str, list[int]], total: int, task: str, tensorboard: bool,
+           progress: bool) -> None:
+    """Append each record as soon as its episode ends; progress bar and TensorBoard."""
     from tqdm import tqdm
 
-    writers = _tensorboard_writers(out, list(runners)) if tensorboard else {}
-    task = next(iter(runners.values())).spec.task
-    bar = tqdm(total=episodes * len(runners), desc=f"spgg run {task}", unit="ep",
-               disable=not progress, initial=sum(min(done.get(m, 0), episodes) for m in runners))
+    writers = _tensorboard_writers(out, list(todo)) if tensorboard else {}
+    bar = tqdm(total=total, desc=f"spgg run {task}", unit="ep", disable=not progress,
+               initial=total - sum(len(v) for v in todo.values()))
     with (out / TRANSCRIPTS).open("a", encoding="utf-8") as sink:
-        for mode, runner in runners.items():
-            skip = min(done.get(mode, 0), episodes)
-            for episode in runner.run(episodes - skip, seed=seed, first_episode=skip):
-                record = episode.to_record()
-                sink.write(json.dumps(record, default=_jsonable, ensure_ascii=False) + "\n")
-                sink.flush()
-                if mode in writers:
-                    _log_episode(writers[mode], record)
-                bar.set_postfix(obs=mode, group=record["group_score"])
-                bar.update(1)
+        for mode, record in played:
+            sink.write(json.dumps(record, default=_jsonable, ensure_ascii=False) + "\n")
+            sink.flush()
+            if mode in writers:
+                _log_episode(writers[mode], record)
+            bar.set_postfix(obs=mode, group=record["group_score"])
+            bar.update(1)
     bar.close()
     for writer in writers.values():
         writer.close()
@@ -249,8 +317,9 @@ def summarise(
 ) -> dict[str, Any]:
     """Aggregate episode records per observation mode (the first ``episodes`` of each).
 
-    Means are over finished episodes; ``group_score_ci95`` is the normal-approximation 95 %
-    interval half-width ``1.96 * std / sqrt(n)``.
+    Means are over complete episodes (:func:`complete`); ``failed_episodes`` counts the others;
+    ``group_score_ci95`` is the normal-approximation 95 % interval half-width
+    ``1.96 * std / sqrt(n)``.
     """
     by_mode: dict[str, list[Mapping[str, Any]]] = {m: [] for m in modes}
     for r in records:
@@ -265,8 +334,15 @@ def summarise(
     return result
 
 
+def complete(record: Mapping[str, Any]) -> bool:
+    """True for an episode that played to its end with every generation: the only kind that
+    enters the means (a failed one is recorded, counted, and replayed by ``--resume``)."""
+    return (record["error"] is None and record["group_score"] is not None
+            and not record.get("failed_generations"))
+
+
 def _summarise_mode(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
-    finished = [r for r in rows if r["error"] is None and r["group_score"] is not None]
+    finished = [r for r in rows if complete(r)]
     steps = [s for r in finished for s in r["agents"]]
     agents = sorted({s["agent"] for s in steps}, key=lambda a: int(a.rsplit("_", 1)[1]))
     group = np.array([r["group_score"] for r in finished], dtype=float)
@@ -333,18 +409,17 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------- meta
-def run_meta(specs: list[GameSpec], settings: Mapping[str, Any], ensemble: Ensemble,
-             runner: EpisodeRunner) -> dict[str, Any]:
+def run_meta(specs: list[GameSpec], settings: Mapping[str, Any], ensemble: Mapping[str, Any],
+             config: EnsembleConfig, task: Any) -> dict[str, Any]:
     """What a result needs to be understood and rerun."""
-    task = runner.task
+    split = specs[0].split
     return {
         "games": [s.to_dict() for s in specs],
         "settings": dict(settings),
-        "ensemble_config": ensemble.config.to_dict() if ensemble.config else None,
-        "ensemble": ensemble.describe(),
-        "task": {"name": task.name, "version": task.version, "split": runner.spec.split,
-                 "split_hash": task.split_hash(runner.spec.split),
-                 "problems": runner.n_problems},
+        "ensemble_config": config.to_dict(),
+        "ensemble": dict(ensemble),
+        "task": {"name": task.name, "version": task.version, "split": split,
+                 "split_hash": task.split_hash(split), "problems": len(task.problems(split))},
         "prompt_template_sha256": prompts.template_hash(specs[0].prompt_style),
         **provenance.environment(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -361,19 +436,22 @@ def read_transcripts(path: str | Path) -> Iterable[dict[str, Any]]:
                 continue
 
 
-def _done_episodes(path: Path) -> dict[str, int]:
-    """Per observation mode, how many leading episodes the transcript already holds."""
-    if not path.exists():
-        return {}
-    seen: dict[str, set[int]] = {}
+def latest_records(path: str | Path) -> list[dict[str, Any]]:
+    """The last record of every ``(observation, episode)`` in a transcript (a resumed run
+    appends the replay of a failed episode after it), in file order of first appearance."""
+    latest: dict[tuple[str, int], dict[str, Any]] = {}
     for record in read_transcripts(path):
-        seen.setdefault(record["observation"], set()).add(int(record["episode"]))
-    done = {}
-    for mode, episodes in seen.items():
-        n = 0
-        while n in episodes:
-            n += 1
-        done[mode] = n
+        latest[(record["observation"], int(record["episode"]))] = record
+    return list(latest.values())
+
+
+def _complete_episodes(path: Path) -> dict[str, set[int]]:
+    """Per observation mode, the episodes whose latest record is complete."""
+    done: dict[str, set[int]] = {}
+    if path.exists():
+        for record in latest_records(path):
+            if complete(record):
+                done.setdefault(record["observation"], set()).add(int(record["episode"]))
     return done
 
 

@@ -55,6 +55,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     run.add_argument("--threads", type=int, default=None,
                      help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    run.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                     help="run every (config, seed) pair as a Ray task: a cluster address "
+                          "(auto, ray://host:10001) or, without one, a local cluster (needs "
+                          "the ray extra)")
     board = commands.add_parser(
         "leaderboard", help="verify result folders and write the leaderboard",
         description="Verify result folders and write leaderboard.md, leaderboard.html and "
@@ -142,13 +146,27 @@ def _run(args: argparse.Namespace) -> int:
             return loaded[key]
         return load
 
-    for config in configs:
+    if args.ray is not None:
+        from spgg_env.baselines.bench_run import run_benchmarks_on_ray
+
         try:
-            path = run_benchmark(config, args.results_dir, backend=backend_of(config),
-                                 splits_dir=args.splits_dir, progress=not args.no_progress,
-                                 overwrite=args.overwrite)
-        except (ValueError, OSError, RuntimeError) as error:
-            return usage_error(f"spgg bench run {config.name}", error)
+            paths = run_benchmarks_on_ray(
+                configs, args.results_dir, address=None if args.ray == "local" else args.ray,
+                splits_dir=args.splits_dir, overwrite=args.overwrite,
+                progress=not args.no_progress)
+        except (ValueError, OSError, RuntimeError, ImportError) as error:
+            return usage_error("spgg bench run --ray", error)
+    else:
+        paths = []
+        for config in configs:
+            try:
+                paths.append(run_benchmark(config, args.results_dir, backend=backend_of(config),
+                                           splits_dir=args.splits_dir,
+                                           progress=not args.no_progress,
+                                           overwrite=args.overwrite))
+            except (ValueError, OSError, RuntimeError) as error:
+                return usage_error(f"spgg bench run {config.name}", error)
+    for config, path in zip(configs, paths, strict=True):
         agg = load_result(path, splits_dir=args.splits_dir, allow_partial=True)["header"][
             "aggregates"]
         print(f"{config.name}: score {agg['score']:.3f} {agg['score_ci95']}, "

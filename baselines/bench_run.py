@@ -213,15 +213,8 @@ def run_benchmark(
         ValueError: On a bad split, a task that is not the config's, or a trained policy made
             for another game.
     """
-    out = Path(results_dir) / config.name
-    if not overwrite:
-        refuse_existing(out)
-    task = task or config.make_task()
-    if task.name != config.task:
-        raise ValueError(f"config names task {config.task!r} but got task {task.name!r}")
-    problems, split_hash = resolve_problems(config, task, splits_dir)
-    method = config.make_method()
-    method.prepare(task, problems, prepare_rng(config.seeds[0]))  # e.g. a trained policy
+    out, task, problems, split_hash, method = _checked_run(config, results_dir, task,
+                                                           splits_dir, overwrite)
     if backend is None:
         backend = make_backend(config.backend)
     elif not hasattr(backend, "generate"):
@@ -234,7 +227,29 @@ def run_benchmark(
         method.prepare(task, problems, prepare_rng(seed))
         records += solve_problems(method, task, problems, backend, params, seed,
                                   batch_size=config.batch_size, progress=progress)
-    wall = time.perf_counter() - clock
+    return _finish(out, config, task, method, backend.describe(), problems, split_hash,
+                   records, started, time.perf_counter() - clock, overwrite)
+
+
+def _checked_run(config: BenchConfig, results_dir: str | Path, task: Task | None,
+                 splits_dir: str | Path | None, overwrite: bool
+                 ) -> tuple[Path, Task, tuple[Problem, ...], str, Method]:
+    """Everything a run refuses before a backend loads; the run's task, problems, method."""
+    out = Path(results_dir) / config.name
+    if not overwrite:
+        refuse_existing(out)
+    task = task or config.make_task()
+    if task.name != config.task:
+        raise ValueError(f"config names task {config.task!r} but got task {task.name!r}")
+    problems, split_hash = resolve_problems(config, task, splits_dir)
+    method = config.make_method()
+    method.prepare(task, problems, prepare_rng(config.seeds[0]))  # e.g. a trained policy
+    return out, task, problems, split_hash, method
+
+
+def _finish(out: Path, config: BenchConfig, task: Task, method: Method,
+            backend: Mapping[str, Any], problems: Sequence[Problem], split_hash: str,
+            records: list[dict[str, Any]], started: str, wall: float, overwrite: bool) -> Path:
     header = result_header(config, task, method, backend, problems, split_hash, records)
     header["timing"] = {
         "started_utc": started,
@@ -244,7 +259,74 @@ def run_benchmark(
     return write_result(out, header, records, overwrite=overwrite)
 
 
-def result_header(config: BenchConfig, task: Task, method: Method, backend: Backend,
+def solve_seed(config: Mapping[str, Any], seed: int, splits_dir: str | None = None
+               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One ``(config, seed)`` pair from scratch (what a Ray task runs): its episode records and
+    the backend's description."""
+    config = BenchConfig.from_dict(config)
+    task = config.make_task()
+    problems, _ = resolve_problems(config, task, splits_dir)
+    method = config.make_method()
+    method.prepare(task, problems, prepare_rng(seed))
+    backend = make_backend(config.backend)
+    records = solve_problems(method, task, problems, backend, config.generation_params(), seed,
+                             batch_size=config.batch_size)
+    return records, backend.describe()
+
+
+def run_benchmarks_on_ray(
+    configs: Sequence[BenchConfig],
+    results_dir: str | Path,
+    *,
+    address: str | None = None,
+    splits_dir: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[Path]:
+    """Run every ``(config, seed)`` pair as a Ray task and finalise each result on the driver.
+
+    The result files are those of :func:`run_benchmark` (the same episode records, in the same
+    order; the header differs only in its timing). A pair asks Ray for one CPU, or one GPU
+    when its backend runs on ``cuda``, or a quarter CPU when it only waits on an HTTP server.
+
+    Raises:
+        ImportError: Without Ray (``pip install -e ".[ray]"``).
+    """
+    from spgg_env.agents.distributed import require_ray, resources
+
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 **({} if address else {"num_cpus": max(os.cpu_count() or 1, 1)}))
+    checked = [_checked_run(c, results_dir, None, splits_dir, overwrite) for c in configs]
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    clock = time.perf_counter()
+    futures = {}
+    for config in configs:
+        remote = ray.remote(**resources({"defaults": {"backend": dict(config.backend)}}))(
+            solve_seed)
+        for seed in config.seeds:
+            futures[(config.name, seed)] = remote.remote(
+                config.to_dict(), seed, None if splits_dir is None else str(splits_dir))
+    bar = tqdm(total=len(futures), desc="bench on ray", disable=not progress)
+    done: dict[tuple[str, int], tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    pending = {ref: key for key, ref in futures.items()}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        done[pending.pop(ready[0])] = ray.get(ready[0])
+        bar.update(1)
+    bar.close()
+    wall = time.perf_counter() - clock
+    paths = []
+    for config, (out, task, problems, split_hash, method) in zip(configs, checked, strict=True):
+        records = [r for seed in config.seeds for r in done[(config.name, seed)][0]]
+        backend = done[(config.name, config.seeds[0])][1]
+        paths.append(_finish(out, config, task, method, backend, problems, split_hash, records,
+                             started, wall, overwrite))
+    return paths
+
+
+def result_header(config: BenchConfig, task: Task, method: Method, backend: Mapping[str, Any],
                   problems: Sequence[Problem], split_hash: str,
                   records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Everything a result file says about its run except the timing."""
@@ -261,7 +343,7 @@ def result_header(config: BenchConfig, task: Task, method: Method, backend: Back
         "environment": provenance.environment(),
         "config": config.to_dict(),
         "method": described,
-        "backend": backend.describe(),
+        "backend": dict(backend),
         "engine": {"schedule": "continuous", "max_batch": config.batch_size,
                    "request_seed": "derive_seed(seed, GENERATION, problem index, request number)"},
         "prompt_template_hashes": {"env": prompts.template_hash(style),

@@ -102,3 +102,40 @@ def test_local_models_ask_for_a_cpu_or_a_gpu():
     gpu = {"defaults": {"backend": {"kind": "transformers", "device": "cuda"}}}
     assert resources(cpu) == {"num_cpus": 1}
     assert resources(gpu) == {"num_cpus": 1, "num_gpus": 1}
+
+
+def test_spgg_run_on_ray_writes_the_single_process_transcript(cluster, config, tmp_path):
+    from spgg_env import cli
+
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(config))
+    common = ["run", "--config", str(path), "--episodes", "5", "--task-option", "n_problems=9",
+              "--max-tokens", "16", "--batch-size", "2", "--no-progress"]
+    assert cli.main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert cli.main([*common, "--out", str(tmp_path / "ray"), "--ray", "--workers", "2"]) == 0
+    one, two = ((tmp_path / d / "transcripts.jsonl").read_text().splitlines()
+                for d in ("one", "ray"))
+    assert [strip(json.loads(x)) for x in one] == [strip(json.loads(x)) for x in two]
+    meta = json.loads((tmp_path / "ray" / "run_meta.json").read_text())
+    assert len(meta["ensemble"]["workers"]) == 2
+
+
+def test_benchmark_pairs_on_ray_write_the_serial_result(cluster, config, tmp_path):
+    from spgg_env.baselines.bench_config import BenchConfig
+    from spgg_env.baselines.bench_results import EPISODES_FILE, RESULT_FILE, load_result
+    from spgg_env.baselines.bench_run import run_benchmark, run_benchmarks_on_ray
+
+    bench = BenchConfig.from_dict({
+        "name": "tiny-cot", "method": "cot", "task": "arith", "task_options": {"n_problems": 6},
+        "split": "test", "backend": config["defaults"]["backend"],
+        "decoding": {"max_new_tokens": 6, "temperature": 0.8}, "seeds": [0, 1, 2],
+        "batch_size": 4, "bootstrap_samples": 100})
+    serial = run_benchmark(bench, tmp_path / "serial", progress=False)
+    (distributed,) = run_benchmarks_on_ray([bench], tmp_path / "ray", progress=False)
+    assert (serial / EPISODES_FILE).read_bytes() == (distributed / EPISODES_FILE).read_bytes()
+    headers = [json.loads((p / RESULT_FILE).read_text()) for p in (serial, distributed)]
+    for header in headers:
+        for volatile in ("timing", "git", "environment"):
+            header.pop(volatile)
+    assert headers[0] == headers[1]
+    assert len(load_result(distributed)["records"]) == 18

@@ -184,3 +184,37 @@ def test_two_runs_never_write_to_one_folder(tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(BlockingIOError, match="another run is writing"):
             run_job(GameSpec(task="arith"), episodes=1, out=tmp_path, model="unused")
+
+
+def test_failed_generations_stay_out_of_the_means_and_resume_replays_them(tmp_path, capsys):
+    from fake_openai_server import FakeServer
+
+    from spgg_env.agents.run_job import latest_records
+
+    server = FakeServer("vllm", reply_words=4)
+    try:
+        config = {"defaults": {"backend": {"kind": "openai", "model": "fake",
+                                           "base_url": server.url, "retry_window_s": 0},
+                               "params": {"max_new_tokens": 8}},
+                  "agents": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}
+        path = tmp_path / "http.yaml"
+        path.write_text(json.dumps(config))
+        argv = ["run", "--config", str(path), "--episodes", "4", "--observation", "partial",
+                "--out", str(tmp_path / "out"), "--no-progress", "--batch-size", "1",
+                "--schedule", "lockstep"]
+        server.fail_first = 2  # the server is down for the first two calls
+        assert cli.main(argv) == 3
+        assert "--resume" in capsys.readouterr().err
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())["observations"]
+        assert summary["partial"]["failed_episodes"] == 1  # both failures hit episode 0
+        assert summary["partial"]["finished_episodes"] == 3
+        assert cli.main([*argv, "--resume"]) == 0
+        records = latest_records(tmp_path / "out" / "transcripts.jsonl")
+        assert [r["episode"] for r in records] == [0, 1, 2, 3]
+        assert all(r["failed_generations"] == 0 for r in records)
+        lines = (tmp_path / "out" / "transcripts.jsonl").read_text().splitlines()
+        assert len(lines) == 5  # the failed episode 0, then its replay
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())["observations"]
+        assert summary["partial"]["failed_episodes"] == 0
+    finally:
+        server.stop()

@@ -93,16 +93,32 @@ def hostile_programs(h: dict) -> dict[str, str]:
     }
 
 
+def _others() -> set[int]:
+    """Children this test process had before a test's sandbox started (other tests' servers,
+    multiprocessing's resource tracker): the leak checks below look only at what is new."""
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _new_children(before: set[int], recursive: bool = True) -> list[psutil.Process]:
+    return [c for c in psutil.Process().children(recursive=recursive) if c.pid not in before]
+
+
 @pytest.fixture(scope="module")
-def outcomes(host) -> dict[str, SandboxResult]:
+def before_hostile_runs() -> set[int]:
+    return _others()
+
+
+@pytest.fixture(scope="module")
+def outcomes(host, before_hostile_runs) -> dict[str, SandboxResult]:
     programs = hostile_programs(host)
+    before = before_hostile_runs
     with Sandbox(Limits(timeout_s=TIMEOUT_S), workers=2) as sandbox:
         isolation = sandbox.describe()["isolation"]
         if "pid namespace" not in isolation["processes"] and "dropped" not in isolation["user"]:
             pytest.skip(f"this host gives the sandbox no namespaces and no uid drop: {isolation}")
         results = sandbox.run_many(list(programs.values()))
         # Only the sandbox's idle fork servers remain, with no descendants.
-        servers = psutil.Process().children()
+        servers = _new_children(before, recursive=False)
         assert len(servers) <= 2
         assert all(server.children(recursive=True) == [] for server in servers)
     return dict(zip(programs, results, strict=True))
@@ -169,10 +185,9 @@ def test_the_sandbox_root_shows_only_the_standard_library(tmp_path):
                                    "work", "opt", "home", "srv"}
 
 
-def test_no_process_left_behind(outcomes):
-    me = psutil.Process()
-    assert me.is_running()
-    assert me.children(recursive=True) == []
+def test_no_process_left_behind(outcomes, before_hostile_runs):
+    assert psutil.Process().is_running()
+    assert _new_children(before_hostile_runs) == []
     ours = sandbox_module._UIDS.uids  # the uids this process hands to its runs
     assert [p for p in psutil.process_iter(["uids"]) if p.info["uids"].real in ours] == []
 
@@ -236,6 +251,7 @@ def test_parallel_runs_keep_input_order():
 
 
 def test_fallback_without_namespaces_still_limits_and_blocks_sockets(host):
+    before = _others()
     with Sandbox(Limits(timeout_s=2.0), namespaces=False, workers=2) as sandbox:
         loop, sock, ok = sandbox.run_many(
             [
@@ -250,7 +266,7 @@ def test_fallback_without_namespaces_still_limits_and_blocks_sockets(host):
     assert ok.passed and ok.stdout == "fine\n"
     with pytest.raises(TimeoutError):
         host["listener"].accept()
-    assert psutil.Process().children(recursive=True) == []
+    assert _new_children(before) == []
 
 
 def test_bad_limits_are_refused():
@@ -302,6 +318,7 @@ ADD_SPEC = {
 
 
 def test_check_grades_outside_the_candidate_process():
+    before = _others()
     with Sandbox(Limits(timeout_s=TIMEOUT_S), workers=2) as sandbox:
         good, wrong, crash, hang = sandbox.check_many(
             [
@@ -317,7 +334,7 @@ def test_check_grades_outside_the_candidate_process():
     assert crash.reason == "candidate process ended in call 1 (killed by SIGABRT)"
     assert hang.status == "timeout" and hang.reason == f"timeout after {TIMEOUT_S:g} s in call 1"
     assert hang.duration_s < TIMEOUT_S + 2
-    assert psutil.Process().children(recursive=True) == []
+    assert _new_children(before) == []
 
 
 def test_the_candidate_holds_only_stdio_and_its_end_of_the_channel():
@@ -353,19 +370,21 @@ def test_check_kills_what_the_candidate_left_running():
         "        time.sleep(300)\n"
         "def add(a, b):\n    return a + b\n"
     )
+    before = _others()
     with Sandbox(Limits(timeout_s=TIMEOUT_S)) as sandbox:
         result = sandbox.check(source, ADD_SPEC)
         assert result.passed
-        servers = psutil.Process().children()
+        servers = _new_children(before, recursive=False)
         assert all(server.children(recursive=True) == [] for server in servers)
     ours = sandbox_module._UIDS.uids
     assert [p for p in psutil.process_iter(["uids"]) if p.info["uids"].real in ours] == []
 
 
 def test_check_in_the_fallback_without_namespaces():
+    before = _others()
     with Sandbox(Limits(timeout_s=2.0), namespaces=False) as sandbox:
         good = sandbox.check("def add(a, b):\n    return a + b\n", ADD_SPEC)
         bad = sandbox.check("def add(a, b):\n    return str(a + b)\n", ADD_SPEC)
     assert good.passed and "none" in good.isolation["namespaces"]
     assert bad.status == "failed" and bad.reason.startswith("assertion failed in test line 2")
-    assert psutil.Process().children(recursive=True) == []
+    assert _new_children(before) == []
