@@ -101,10 +101,13 @@ def check_answer_format(answer_format: str) -> str:
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\ufeff"))
 _LOOKALIKES = str.maketrans(
     "\u0410\u0412\u0421\u0430\u0441\u0391\u0392\u03f9\u03f2\u13aa\u13f4\u13df\u13a0"
-    "\u2212\u2010\u2011\u2012\u2013\ufe63\u00d7\u00f7\u2044\u2215\u201f\u201e",
-    "ABCacABCcABCD------*///\u201c\u201c",
+    "\u2212\u2010\u2011\u2012\u2013\ufe63\u00d7\u00f7\u2044\u2215",
+    "ABCacABCcABCD------*///",
 )
-_LATEX = [
+# NFKC would turn 3\u00b2 into 32 and 1\u00bd into 11/2: keep the power and the mixed number.
+_SUPERSCRIPTS = re.compile("[\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+")
+_VULGAR_AFTER_DIGIT = re.compile("(?<=\\d)(?=[\u00bc-\u00be\u2150-\u215e])")
+_MARKUP = [
     (re.compile(r"<<[^<>\n]{0,200}>>"), ""),  # GSM8K calculator annotations: <<9*2=18>>
     (re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}"), r"(\1)/(\2)"),
     (re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}"), r"\1"),
@@ -122,11 +125,13 @@ _PAREN_FRACTION = re.compile(r"\((\s*-?[\d.]+\s*)\)/\((\s*[\d.]+\s*)\)")
 
 def normalise(text: str) -> str:
     """The text as a reader sees it: see the module docstring (never raises on a ``str``)."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).translate(_LOOKALIKES)
+    text = _VULGAR_AFTER_DIGIT.sub(" ", text.translate(_INVISIBLE))
+    text = _SUPERSCRIPTS.sub(lambda m: "^" + unicodedata.normalize("NFKC", m.group()), text)
+    text = unicodedata.normalize("NFKC", text).translate(_LOOKALIKES)
     text = "".join(
         str(unicodedata.decimal(ch)) if not ch.isascii() and ch.isdecimal() else ch for ch in text
     )
-    for pattern, replacement in _LATEX:
+    for pattern, replacement in _MARKUP:
         text = pattern.sub(replacement, text)
     return _PAREN_FRACTION.sub(lambda m: f"{m.group(1).strip()}/{m.group(2).strip()}", text)
 
@@ -244,16 +249,28 @@ _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
 def _boxed(text: str) -> list[tuple[int, int, str]]:
-    """``(start, end, content)`` of every ``\\boxed{...}`` / ``\\fbox{...}``, nested braces kept."""
-    found = []
-    for match in _BOXED_RE.finditer(text):
-        depth = 1
-        for pos in range(match.end(), len(text)):
-            depth += {"{": 1, "}": -1}.get(text[pos], 0)
-            if depth == 0:
-                found.append((match.start(), pos + 1, text[match.end() : pos]))
-                break
-    return found
+    """``(start, end, content)`` of every ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces kept),
+    in order of start, in one pass over the braces."""
+    box_at = {m.end() - 1: m.start() for m in _BOXED_RE.finditer(text)}  # "{" -> "\\boxed"
+    if not box_at:
+        return []
+    found, opened = [], []
+    for brace in re.finditer("[{}]", text):
+        if brace.group() == "{":
+            opened.append(brace.start())
+        elif opened and (start := opened.pop()) in box_at:
+            found.append((box_at[start], brace.end(), text[start + 1 : brace.start()]))
+    return sorted(found)
+
+
+def _unboxed(text: str, boxes: list[tuple[int, int, str]]) -> str:
+    """``text`` with each outermost box replaced by its content."""
+    pieces, done = [], 0
+    for start, end, content in boxes:
+        if start >= done:  # a box nested in the previous one goes with it
+            pieces += [text[done:start], f" {content} "]
+            done = end
+    return "".join([*pieces, text[done:]])
 
 
 def _payload(text: str, start: int) -> str:
@@ -273,8 +290,7 @@ def _statement_payloads(text: str, statement_re: re.Pattern[str]) -> list[str]:
     """
     boxes = _boxed(text)
     payloads = [(start, content) for start, _, content in boxes]
-    for start, end, content in reversed(boxes):
-        text = f"{text[:start]} {content} {text[end:]}"
+    text = _unboxed(text, boxes)
     masked = _QUOTED_RE.sub(lambda m: " " * len(m.group(0)), text)
     for match in statement_re.finditer(masked):
         before = masked[max(0, match.start() - 80) : match.start()].rsplit("\n", 1)[-1]

@@ -100,7 +100,7 @@ def test_lenient_answer_format_is_an_option():
 
 
 def test_instruction_ends_with_the_format_line():
-    assert ArithTask.instruction.splitlines()[-1].startswith("End with 'The answer is N'")
+    assert ArithTask.instruction.splitlines()[-1] == "End with 'The answer is N'."
     assert ArithTask.version == "2"
 
 

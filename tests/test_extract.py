@@ -125,6 +125,9 @@ def test_normalise_reads_what_a_reader_sees() -> None:
     assert normalise("\u22125") == "-5"  # Unicode minus
     assert normalise("\u0421") == "C"  # Cyrillic Es looks like C
     assert normalise(r"\frac{3}{4}") == "3/4"
+    assert normalise("1\u00bd") == "1 1/2"  # not NFKC's 11/2
+    assert normalise("3\u00b2") == "3^2"  # not NFKC's 32
+    assert extract_number("The answer is 3\u00b2 = 9").answer == 9
 
 
 # ------------------------------------------------------------------------- strict options

@@ -118,7 +118,7 @@ def test_reset_seed_draws_the_same_problem_and_scores_group() -> None:
 
 
 def test_instruction_and_version() -> None:
-    assert GSM8KTask.instruction.splitlines()[-1].startswith("End with the line '#### N'")
+    assert GSM8KTask.instruction.splitlines()[-1] == "End with '#### N'."
     assert GSM8KTask.version == "2"
     with pytest.raises(ValueError, match="answer_format"):
         GSM8KTask(answer_format="loose")

@@ -124,7 +124,7 @@ def test_hf_source_goes_through_datasets(monkeypatch) -> None:
 
 
 def test_instruction_and_version() -> None:
-    assert MMLUTask.instruction.splitlines()[-1].startswith("End with the line 'Answer: X'")
+    assert MMLUTask.instruction.splitlines()[-1].startswith("End with 'Answer: X'")
     assert MMLUTask.version == "2"
     with pytest.raises(ValueError, match="answer_format"):
         MMLUTask(answer_format="loose")

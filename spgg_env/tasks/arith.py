@@ -138,8 +138,8 @@ class ArithTask(Task):
     version: ClassVar[str] = "2"
     splits: ClassVar[tuple[str, ...]] = ("test", "train")
     instruction: ClassVar[str] = (
-        "Solve the arithmetic word problem. Think step by step.\n"
-        f"End with '{ANSWER_LINE}', N a whole number."
+        "Solve the arithmetic word problem. Think step by step; the answer is a whole number.\n"
+        f"End with '{ANSWER_LINE}'."
     )
 
     def __init__(

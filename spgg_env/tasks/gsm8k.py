@@ -63,8 +63,8 @@ class GSM8KTask(Task):
     version: ClassVar[str] = "2"
     splits: ClassVar[tuple[str, ...]] = ("test", "train")
     instruction: ClassVar[str] = (
-        "Solve the math word problem. Reason step by step.\n"
-        f"End with the line '{ANSWER_LINE}', N the final answer as one number."
+        "Solve the math word problem. Reason step by step; the final answer is one number.\n"
+        f"End with '{ANSWER_LINE}'."
     )
 
     def __init__(

@@ -119,7 +119,7 @@ class MMLUTask(Task):
     splits: ClassVar[tuple[str, ...]] = ("test", "validation", "dev")
     instruction: ClassVar[str] = (
         "Answer the multiple-choice question. Reason briefly if you wish.\n"
-        f"End with the line '{ANSWER_LINE}', X one of A, B, C or D."
+        f"End with '{ANSWER_LINE}', X one of A, B, C or D."
     )
 
     def __init__(
