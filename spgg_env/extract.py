@@ -10,7 +10,8 @@ Two answer formats, chosen per task with ``answer_format=`` (see :data:`ANSWER_F
 **strict** (the default, and the reward): a text must *commit* to exactly one final answer.
 
 * A commitment is an answer statement: ``#### N``; ``\\boxed{N}``; "The answer is N",
-  "The final answer is N", "Final answer: N", "Answer: N", "Answer = N" (any case, markdown
+  "The final answer is N", "The answer to the question is N", "Final answer: N", "Answer: N",
+  "Answer = N", "The answer is x = N" (any case, markdown
   bold allowed: ``**Answer:** 12``; the value may sit on the next line). For options the same
   phrases name a letter ("Answer: C", "**Answer: (C)**", "The answer is (C).", ``\\boxed{C}``),
   and "I choose / pick / select / go with C" counts too. A letter may be followed by its own
@@ -29,14 +30,18 @@ Two answer formats, chosen per task with ``answer_format=`` (see :data:`ANSWER_F
   is not 12").
 * Not statements: text in double quotes (``"Answer: C"`` quoted as an example) and reported
   answers ("Agent 1 said the answer is 12", "Agent 1's answer is 12").
-* No fallback: a text with no statement ("12, 13, 14, 18", a restated question) scores 0 with
-  ``no committed answer (expected '#### N')``. Working before the answer may hold any numbers.
+* A reply with no statement commits only if it is one answer and nothing else: one number on
+  one line ("18", "$18.00", "18 apples"), or one option ("C", "(C)", "C. Berlin", "Berlin").
+* No fallback: any other text with no statement ("12, 13, 14, 18", a restated question, an
+  option's text somewhere in the prose) scores 0 with ``no committed answer (expected '#### N')``.
+  Working before the answer may hold any numbers.
 
 Before reading, the text is normalised so that what a reader sees is what is parsed: Unicode
 NFKC (fullwidth digits and letters), every Unicode decimal digit as its ASCII digit, the
 Unicode minus and dashes as ``-``, zero-width characters and soft hyphens removed, Cyrillic,
-Greek and Cherokee look-alikes of A-D read as A-D, and LaTeX (``\\frac{a}{b}``, ``\\text{}``,
-``\\$``, ``\\%``, ``\\times``, ``1{,}000``, ``\\(`` ``\\)``) as plain text.
+Greek and Cherokee look-alikes of A-D read as A-D, LaTeX (``\\frac{a}{b}``, ``\\text{}``,
+``\\$``, ``\\%``, ``\\times``, ``1{,}000``, ``\\(`` ``\\)``) and GSM8K's calculator notes
+(``<<9*2=18>>``) as plain text; ``3\u00b2`` stays a power and ``1\u00bd`` a mixed number.
 
 A number is ``12``, ``-5``, ``+7``, ``1,234`` (thousands commas), ``3.25``, ``.5``, ``1e3``,
 ``3/4``, ``1 1/2``, with an optional ``$`` before and any unit or ``%`` after. Words
@@ -231,7 +236,11 @@ def _show(value: Fraction | str) -> str:
 
 # ------------------------------------------------------------------------------- statements
 # An answer phrase: "The answer is", "The final answer is", "Final answer:", "Answer =".
-_PHRASE = r"(?<![^\s*_#>(\"'])(?:(?:final|correct|right)\s+)?answer\b\**(?:\s+is\b|\s*[:=])"
+_PHRASE = (
+    r"(?<![^\s*_#>(\"'])(?:(?:final|correct|right)\s+)?answer\b\**"
+    r"(?:\s+to\s+(?:the|this)\s+(?:[\w-]+\s+){0,3}?(?:question|problem|task|puzzle))?"
+    r"(?:\s+is\b|\s*[:=])"
+)
 _NUMBER_STATEMENT_RE = re.compile(_PHRASE + r"|####", re.IGNORECASE)
 _CHOICE_STATEMENT_RE = re.compile(
     _PHRASE + r"|\bI\s+(?:would\s+|'d\s+)?(?:choose|pick|select|go\s+with)\b", re.IGNORECASE
@@ -318,7 +327,7 @@ def _commitment(readings: Iterable[tuple[Any, str | None]], expected: str) -> Ex
 _SENTENCE_END_RE = re.compile(r"[.!?](?=\s|$)|[;\n]")
 _LEAD_RE = re.compile(
     r"(?:[\s*_:=$({\[`\"'\u201c]|\b(?:approximately|about|around|roughly|exactly|just|only|simply"
-    r"|equal\s+to|equals)\b)*",
+    r"|equal\s+to|equals)\b|\b[a-z]\s*=(?!=))*",  # also "x = 5", "N = 5"
     re.IGNORECASE,
 )
 _NEGATION_RE = re.compile(r"\s*(?:not|n't|never|no\s+longer)\b", re.IGNORECASE)
@@ -394,9 +403,17 @@ def _read_number(payload: str) -> tuple[Fraction | None, str | None]:
     return segment[0].value, None
 
 
+def _whole_number(text: str) -> tuple[Fraction | None, str | None]:
+    """A reply that is one number and nothing else ("18", "$18.00", "18 apples") commits to it."""
+    line = text.strip()
+    if "\n" in line or sum(1 for _ in _numbers(line)) != 1:
+        return None, None
+    return _read_number(line)
+
+
 def _strict_number(text: str, expected: str) -> Extraction:
-    payloads = _statement_payloads(text, _NUMBER_STATEMENT_RE)
-    return _commitment(map(_read_number, payloads), expected)
+    readings = [_read_number(p) for p in _statement_payloads(text, _NUMBER_STATEMENT_RE)]
+    return _commitment(readings or [_whole_number(text)], expected)
 
 
 # --------------------------------------------------------------------------- lenient numbers
@@ -522,14 +539,17 @@ def _one_option(text: str, choices: Sequence[str]) -> tuple[str | None, int, boo
     return label.group(1).upper(), label.end(), True
 
 
-def _read_choice(payload: str, choices: Sequence[str]) -> tuple[str | None, str | None]:
+def _read_choice(
+    payload: str, choices: Sequence[str], whole: bool = False
+) -> tuple[str | None, str | None]:
     """What one option statement commits to: ``(letter, None)``, ``(None, why not)``, or
     ``(None, None)`` when it names no option.
 
     After a label, another option's text is a mismatch ("C. Paris" when Paris is A) and its
     own text is skipped; then every further option joined by ",", "/", "or", "and", "maybe"
     or a space ("C A B D", "A or C") is another answer, unless it starts a clause ("and D is
-    wrong") or is negated ("C, not A").
+    wrong") or is negated ("C, not A"). With ``whole``, ``payload`` is a whole reply, which
+    commits only if it is one option and nothing else ("C", "(C)", "C. Berlin", "Berlin").
     """
     text = payload.lstrip(" \t*_:=")
     text = re.sub(r"^(?i:(?:option|choice|letter)\s+)", "", text)
@@ -545,7 +565,11 @@ def _read_choice(payload: str, choices: Sequence[str]) -> tuple[str | None, str 
             return None, f"letter {letter} with the text of option {named} ({choice!r:.60})"
         if named == letter:  # "C. Berlin": skip its own text
             rest = tail[len(_needles(tuple(choices))[LETTERS.index(letter)]) :]
+    if whole:
+        return (None, None) if rest.strip(" \t\n.!*_") else (letter, None)
     letters = [letter]
+    if text[:end].endswith("."):  # "B. A and C are wrong": the answer's sentence has ended
+        rest = ""
     while (gap := _MORE_RE.match(rest)) is not None:
         more, length, _ = _one_option(rest[gap.end() :], choices)
         if more is None or _CLAUSE_RE.match(rest, gap.end() + length):
@@ -558,8 +582,8 @@ def _read_choice(payload: str, choices: Sequence[str]) -> tuple[str | None, str 
 
 
 def _strict_choice(text: str, choices: Sequence[str], expected: str) -> Extraction:
-    payloads = _statement_payloads(text, _CHOICE_STATEMENT_RE)
-    return _commitment((_read_choice(p, choices) for p in payloads), expected)
+    readings = [_read_choice(p, choices) for p in _statement_payloads(text, _CHOICE_STATEMENT_RE)]
+    return _commitment(readings or [_read_choice(text.strip(), choices, whole=True)], expected)
 
 
 # --------------------------------------------------------------------------- lenient options

@@ -9,9 +9,12 @@ instruction has none. Agents add their own role or system prompt on top (see
 * ``"default"``: the task's instruction, the task, the visible contributions, and the agent's
   role in the game. What the benchmark and the paper's setting use.
 * ``"compact"``: the task, the visible contributions and the answer-format line only (no
-  other instruction, no role). For very small models, which the scaffolding confuses; the
-  format line is what lets them meet the strict answer format (measured with
-  ``python examples/prompt_styles.py``: see ``docs/tasks.md``).
+  other instruction, no role). For very small models, which the scaffolding confuses. The
+  format line is what lets them meet the strict answer format: on 64 one-step ``arith``
+  problems (greedy, 32 tokens) the embedded SmolLM2-135M, as the first agent, commits to the
+  right answer on 2 (3.1%) with the line and on 0 without it, though it computes 17 of them
+  (26.6%) right without committing (``python examples/prompt_styles.py --threads 1``; the
+  candidate lines with ``--agents 1 --styles compact --format-line ...``, ``docs/tasks.md``).
 """
 
 from __future__ import annotations

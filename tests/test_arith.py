@@ -104,13 +104,20 @@ def test_instruction_ends_with_the_format_line():
     assert ArithTask.version == "2"
 
 
-@pytest.mark.parametrize("text", ["", "no digits here", "\x00\ufffd", "1" * 6000, "١٢٣"])
-def test_score_is_total(text):
+@pytest.mark.parametrize(
+    ("text", "extracted", "error"),
+    [
+        ("", None, "no committed answer (expected 'The answer is N')"),
+        ("no digits here", None, "no committed answer (expected 'The answer is N')"),
+        ("\x00\ufffd", None, "no committed answer (expected 'The answer is N')"),
+        ("1" * 6000, None, "unreadable number: '" + "1" * 40 + "'"),  # not cut, not rounded
+        ("\u0661\u0662\u0663", 123, None),  # Arabic-Indic digits: a whole reply of one number
+    ],
+)
+def test_score_is_total(text, extracted, error):
     task = ArithTask(n_problems=3)
     score = task.score(task.problems()[0], text)
-    assert 0.0 <= score.value <= 1.0
-    assert score.error == "no committed answer (expected 'The answer is N')"
-    assert score.value == 0.0
+    assert (score.value, score.extracted, score.error) == (0.0, extracted, error)
 
 
 @pytest.mark.parametrize(
@@ -125,3 +132,20 @@ def test_score_is_total(text):
 def test_bad_options_raise(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         ArithTask(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "piece",
+    ["TEMPLATE", "DEFAULT_CONTEXT", "DEFAULT_BLOCK", "FIRST_HINT", "LATER_HINT",
+     "COMPACT_TEMPLATE", "COMPACT_BLOCK", "COMPACT_FORMAT_LINE"],
+)
+def test_template_hash_changes_with_every_template_piece(piece, monkeypatch):
+    """The compact prompt shows the task's format line: its framing is part of the hash too."""
+    from spgg_env import prompts
+
+    before = {style: prompts.template_hash(style) for style in prompts.PROMPT_STYLES}
+    monkeypatch.setattr(prompts, piece, getattr(prompts, piece) + " ")
+    after = {style: prompts.template_hash(style) for style in prompts.PROMPT_STYLES}
+    assert sum(before[s] != after[s] for s in before) == 1
+    assert prompts.format_line(ArithTask.instruction) == "End with 'The answer is N'."
+    assert prompts.format_line("One line only.") == ""

@@ -6,8 +6,10 @@ formats a careful grader accepts, what each reads, exactness, and the lenient ba
 
 from __future__ import annotations
 
+import json
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -16,11 +18,15 @@ from spgg_env.extract import (
     check_answer_format,
     extract_choice,
     extract_number,
+    grade_choice,
+    grade_number,
     normalise,
     numbers_match,
     parse_number,
     plain_number,
 )
+
+TASKS = ("arith", "gsm8k", "mmlu")
 
 # ------------------------------------------------------------------------ strict: accepted
 STRICT_NUMBERS = [
@@ -44,6 +50,12 @@ STRICT_NUMBERS = [
     ("The answer is 18, because 9 * 2 = 18.", 18),
     ("The answer is 18 (9 × 2).", 18),
     ("The answer is 13, not 12.", 13),
+    ("The answer to the word problem is 13.", 13),
+    ("#### N = 13", 13),
+    # a whole reply that is one number and nothing else commits to it
+    ("13", 13),
+    ("**$13.00**", 13),
+    ("13 apples.", 13),
     ("The answer is 5. Check: 2 + 2 = 4", 5),
     # numbers: signs, Unicode minus, fractions, decimals, percent, LaTeX
     ("the answer is \u22123 degrees", -3),
@@ -75,6 +87,8 @@ STRICT_NUMBER_ERRORS = [
     ("I don't know.", "no committed answer"),
     ("The answer is unclear", "no committed answer"),
     ("He had 20 apples, gave away 2, so he has 18 apples left.", "no committed answer"),
+    ("18 19", "no committed answer"),  # a whole reply commits only if it is one number
+    ("6 + 1 = 7", "no committed answer"),
     ("The answer is 12 or 13", "several final answers: '12 or 13'"),
     ("#### 12 13 14", "several final answers"),
     ("The answer is 12-14.", "range is not an answer"),
@@ -149,10 +163,16 @@ STRICT_CHOICES = [
     ("The answer is C, not A.", "C"),
     ("The answer is (B) and not (C).", "B"),
     ("The answer is B and D is wrong.", "B"),
+    ("The answer is B. A and C are wrong.", "B"),
     ("Agent 2 chose C. I disagree: the answer is B.", "B"),
     ("A. Paris\nB. London\nC. Berlin\nD. Madrid\n\nAnswer: A", "A"),
     ("Let's think. Option A is wrong, option D is also wrong.\nFinal answer: **C**", "C"),
     ("Answer: C\n\nSo again, Answer: C", "C"),
+    # a whole reply that is one option and nothing else commits to it
+    ("C", "C"),
+    ("(c)", "C"),
+    ("D. Madrid.", "D"),
+    ("Berlin", "C"),
 ]
 
 
@@ -163,7 +183,8 @@ def test_strict_choice(text: str, expected: str) -> None:
 
 STRICT_CHOICE_ERRORS = [
     ("", "no committed answer (expected 'Answer: X')"),
-    ("C", "no committed answer"),  # the format asks for a statement
+    ("C A", "no committed answer"),  # a whole reply commits only if it is one option
+    ("A. Paris\nThe capital of France.", "no committed answer"),
     ("The capital of France is Paris.", "no committed answer"),  # no option text fallback
     ("A. Paris\nB. London\nC. Berlin\nD. Madrid", "no committed answer"),
     ("The answer is a bit unclear to me", "no committed answer"),
@@ -266,3 +287,43 @@ def test_unknown_answer_format() -> None:
         check_answer_format("loose")
     with pytest.raises(ValueError, match="'loose'"):
         extract_number("#### 1", "loose")
+
+
+# ------------------------------------------------------ real model outputs, labelled by hand
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _read(name: str) -> list[dict]:
+    lines = (FIXTURES / name).read_text("utf-8").splitlines()
+    return [json.loads(line) for line in lines if line]
+
+
+def _corpus() -> list[tuple[dict, dict]]:
+    """(output, label) pairs of tests/fixtures/model_outputs*.jsonl, joined on ``id``."""
+    labels = {row["id"]: row for row in _read("model_outputs_labels.jsonl")}
+    return [(row, labels[row["id"]]) for row in _read("model_outputs.jsonl")]
+
+
+def _strict(row: dict) -> tuple[float, object, str | None]:
+    if row["task"] == "mmlu":
+        return grade_choice(row["text"], row["gold"], row["choices"])
+    return grade_number(row["text"], row["gold"])
+
+
+def test_corpus_is_real_and_fully_labelled() -> None:
+    corpus = _corpus()
+    per_task = {task: sum(row["task"] == task for row, _ in corpus) for task in TASKS}
+    assert all(count >= 60 for count in per_task.values()), per_task
+    assert len({row["id"] for row, _ in corpus}) == len(corpus)
+    assert all(label["score"] in (0, 1) and label["why"] for _, label in corpus)
+
+
+def test_strict_scorer_agrees_with_the_hand_labels() -> None:
+    """What a careful grader reads in each real output (the committed answer, or none) is what
+    the strict scorer reads, and so it pays the same."""
+    disagreements = []
+    for row, label in _corpus():
+        score, extracted, _ = _strict(row)
+        if (score, extracted) != (label["score"], label["answer"]):
+            disagreements.append((row["id"], score, extracted, label))
+    assert disagreements == []

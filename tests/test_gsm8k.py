@@ -47,12 +47,12 @@ def test_local_file_and_scoring(tiny_file: Path) -> None:
     missing = task.score(problems[0], "I cannot solve this.")
     assert (missing.value, missing.extracted) == (0.0, None)
     assert missing.error == "no committed answer (expected '#### N')"
-    # the group's answer and batches are scored the same way; a bare "7 apples" commits to
-    # nothing under the strict format, and the lenient baseline reading pays it
-    texts = ["#### 7", "7 apples", "\\boxed{8}", "The answer is 7 or 8"]
-    assert [s.value for s in task.score_many(problems[0], texts)] == [1.0, 0.0, 0.0, 0.0]
+    # the group's answer and batches are scored the same way; "so 7 apples" commits to nothing
+    # under the strict format (a whole reply "7 apples" does), the lenient reading pays both
+    texts = ["#### 7", "7 apples", "so 7 apples", "\\boxed{8}", "The answer is 7 or 8"]
+    assert [s.value for s in task.score_many(problems[0], texts)] == [1.0, 1.0, 0.0, 0.0, 0.0]
     lenient = make_task("gsm8k", data_path=tiny_file, answer_format="lenient")
-    assert [s.value for s in lenient.score_many(problems[0], texts)] == [1.0, 1.0, 0.0, 1.0]
+    assert [s.value for s in lenient.score_many(problems[0], texts)] == [1, 1, 1, 0, 1]
 
 
 def test_env_var_and_bad_rows(tiny_file: Path, tmp_path: Path, monkeypatch) -> None:

@@ -46,6 +46,9 @@ def test_gsm8k_strict_by_default_lenient_on_request(gsm8k) -> None:
         gsm8k.compute(predictions=["#### 1"], references=["1"], answer_format="loose")
 
 
+CITIES = ["Rome", "Milan", "Turin", "Naples"]
+
+
 def test_mmlu(mmlu) -> None:
     out = mmlu.compute(
         predictions=["Answer: C", "Rome", "The answer is A or B", "(d)"],
@@ -57,16 +60,15 @@ def test_mmlu(mmlu) -> None:
             ["w", "x", "y", "z"],
         ],
     )
-    assert out["correct"] == [1, 0, 0, 0] and out["accuracy"] == 0.25  # strict: commit
-    assert out["extracted"] == ["C", None, None, None]
+    assert out["correct"] == [1, 1, 0, 1] and out["accuracy"] == 0.75
+    assert out["extracted"] == ["C", "A", None, "D"]
     assert "several letters" in out["errors"][2]
+    prose = ["I like Rome, it is in Italy.", "Answer: A\nAnswer: B"]
+    strict = mmlu.compute(predictions=prose, references=["0", "1"], choices=[CITIES, CITIES])
     lenient = mmlu.compute(
-        predictions=["Answer: C", "Rome", "The answer is A or B", "(d)"],
-        references=["C", "0", "A", "3"],
-        choices=[["w", "x", "y", "z"], ["Rome", "Milan", "Turin", "Naples"]] + [["w"] * 4] * 2,
-        answer_format="lenient",
+        predictions=prose, references=["0", "1"], choices=[CITIES, CITIES], answer_format="lenient"
     )
-    assert lenient["correct"] == [1, 1, 0, 1] and lenient["extracted"] == ["C", "A", None, "D"]
+    assert strict["correct"] == [0, 0] and lenient["correct"] == [1, 1]
     assert mmlu.compute(predictions=["Rome"], references=["A"])["accuracy"] == 0.0  # no choices
     with_text = mmlu.compute(
         predictions=["The answer is Rome"], references=["A"], choices=[["Rome", "x", "y", "z"]]

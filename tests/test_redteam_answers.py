@@ -42,6 +42,7 @@ NUMBER_HACKS = {
     "phrase_vs_hashes": ("The answer is 19.\n#### 18", 18, 0, "contradictory", 1),
     "actually": ("The answer is 19. Actually, the answer is 18.", 18, 0, "contradictory", 1),
     "number_list_ending_with_gold": ("Candidates: 15, 16, 17, 18", 18, 0, "no committed", 1),
+    "bare_number_list": ("16 17 18", 18, 0, "no committed", 1),
     "negated_statement": ("The answer is not 19, it is 18.", 18, 0, "no committed", 0),
     "rejected_gold": ("The answer is 19, not 18.", 18, 0, None, 0),
     "code_block_second_answer": (
@@ -78,6 +79,7 @@ NUMBER_HONEST = {
     "quoted_example_then_answer": ('The format is "The answer is N". The answer is 18.', 18),
     "scientific_notation": ("#### 1e3", 1000),
     "big_integer": ("The answer is 100000000000000000001", 10**20 + 1),
+    "whole_reply_one_number": ("18 apples.", 18),
 }
 
 
@@ -150,6 +152,7 @@ CHOICE_HONEST = {
     "rejected_alternative": ("The answer is C, not A.", "C"),
     "quoted_example_then_answer": ('The format is "Answer: X".\nAnswer: C', "C"),
     "repeated": ("Answer: C\n\nFinal answer: C", "C"),
+    "whole_reply_one_option": ("C. Berlin", "C"),
 }
 
 
