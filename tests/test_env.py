@@ -59,14 +59,18 @@ def test_visibility(observation, seen_by_last):
 
 @pytest.mark.parametrize(("observation", "seen_by_last"),
                          [("partial", ["B-text"]), ("full", ["A-text", "B-text"])])
-def test_compact_prompt_is_the_task_and_the_visible_contributions_only(observation, seen_by_last):
+def test_compact_prompt_is_the_task_the_visible_contributions_and_the_format_line(
+    observation, seen_by_last
+):
     env = make(observation=observation, prompt_style="compact")
     question = env.unwrapped.problem.question
-    assert env.observe("agent_0")["prompt"] == question
+    format_line = "\n\nEnd with 'The answer is N'."
+    assert env.observe("agent_0")["prompt"] == question + format_line
     env.step("A-text")
     env.step("B-text")
     prompt = env.observe("agent_2")["prompt"]
-    assert prompt == question + "".join(f"\n\nAnother agent answered:\n{t}" for t in seen_by_last)
+    blocks = "".join(f"\n\nAnother agent answered:\n{t}" for t in seen_by_last)
+    assert prompt == question + blocks + format_line
     default = make(observation=observation)
     assert env.task.instruction in default.observe("agent_0")["prompt"]
     assert prompts.template_hash("compact") != prompts.template_hash()
@@ -95,7 +99,7 @@ def test_rewards_are_the_mechanism_of_scores_group_score_and_effort():
         assert info["reward_components"]["total"] == pytest.approx(expected[i])
         assert info["group_score"] == 1.0 and info["effort"] == pytest.approx(effort[i])
         assert info["contribution"] == texts[i] and info["problem_uid"] == env.problem.uid
-    assert finals["agent_1"][1]["parse_error"] == "no number found"
+    assert finals["agent_1"][1]["parse_error"] == "no committed answer (expected 'The answer is N')"
     assert finals["agent_2"][1]["effort"] == 1.0
 
 

@@ -45,10 +45,14 @@ def test_local_file_and_scoring(tiny_file: Path) -> None:
     assert task.score(problems[1], "1200 - 50 = 1150, so the answer is $1,150.").value == 1.0
     assert task.score(problems[1], "The answer is $1,200.").value == 0.0
     missing = task.score(problems[0], "I cannot solve this.")
-    assert (missing.value, missing.extracted) == (0.0, None) and "no number" in missing.error
-    # the group's answer and batches are scored the same way
-    scores = task.score_many(problems[0], ["#### 7", "7 apples", "\\boxed{8}"])
-    assert [s.value for s in scores] == [1.0, 1.0, 0.0]
+    assert (missing.value, missing.extracted) == (0.0, None)
+    assert missing.error == "no committed answer (expected '#### N')"
+    # the group's answer and batches are scored the same way; "so 7 apples" commits to nothing
+    # under the strict format (a whole reply "7 apples" does), the lenient reading pays both
+    texts = ["#### 7", "7 apples", "so 7 apples", "\\boxed{8}", "The answer is 7 or 8"]
+    assert [s.value for s in task.score_many(problems[0], texts)] == [1.0, 1.0, 0.0, 0.0, 0.0]
+    lenient = make_task("gsm8k", data_path=tiny_file, answer_format="lenient")
+    assert [s.value for s in lenient.score_many(problems[0], texts)] == [1, 1, 1, 0, 1]
 
 
 def test_env_var_and_bad_rows(tiny_file: Path, tmp_path: Path, monkeypatch) -> None:
@@ -81,8 +85,9 @@ def test_official_release() -> None:
     test, train = task.problems("test"), task.problems("train")
     assert (len(test), len(train)) == (1319, 7473)
     assert test[0].answer == 18 and "Janet" in test[0].question
-    # every official worked solution scores 1 against its own answer
-    assert all(task.score(p, p.metadata["solution"]).value == 1.0 for p in test)
+    # every official worked solution commits to its own answer under the strict format
+    failures = [p.uid for p in test if task.score(p, p.metadata["solution"]).value != 1.0]
+    assert failures == []
     assert task.split_hash("test") == GSM8KTask(DATA).split_hash("test")
     assert task.split_hash("test") != task.split_hash("train")
 
@@ -108,8 +113,15 @@ def test_reset_seed_draws_the_same_problem_and_scores_group() -> None:
         _, _, terminated, truncated, info = env.last()
         if terminated or truncated:
             final[agent] = (info["score"], info["group_score"])
-        env.step(None if terminated or truncated else f"So {first.answer}.")
+        env.step(None if terminated or truncated else f"So the answer is {first.answer}.")
     assert final == dict.fromkeys(env.possible_agents, (1.0, 1.0))
+
+
+def test_instruction_and_version() -> None:
+    assert GSM8KTask.instruction.splitlines()[-1] == "End with '#### N'."
+    assert GSM8KTask.version == "2"
+    with pytest.raises(ValueError, match="answer_format"):
+        GSM8KTask(answer_format="loose")
 
 
 def test_registered_id() -> None:

@@ -67,7 +67,7 @@ def test_self_consistency_samples_k_and_returns_the_majority():
 def test_majority_vote_ignores_unreadable_answers_and_breaks_ties_by_order():
     task, backend = arith_setup()
     problem = task.problems("test")[0]
-    texts = ["no idea", "The answer is 7", "The answer is 9", "so 9", "The answer is 7"]
+    texts = ["no idea", "The answer is 7", "The answer is 9", "so, answer: 9", "The answer is 7"]
     chosen, votes = majority_vote(task, problem, texts)
     assert chosen == 1 and votes == {"7": 2, "9": 2}
     assert majority_vote(task, problem, ["none", "nothing"])[0] == 0

@@ -30,9 +30,23 @@ def test_gsm8k(gsm8k) -> None:
     )
     assert out["correct"] == [1, 1, 0, 1]
     assert out["accuracy"] == 0.75
-    assert out["extracted"] == [18.0, 1150.0, None, -2.5]
+    assert out["extracted"] == [18, 1150, None, -2.5]
+    assert out["errors"] == [None, None, "no committed answer (expected '#### N')", None]
     with pytest.raises(ValueError, match="holds no number"):
         gsm8k.compute(predictions=["1"], references=["none"])
+
+
+def test_gsm8k_strict_by_default_lenient_on_request(gsm8k) -> None:
+    predictions = ["So 12 apples and 18 pears: 18", "The answer is 17 or 18", "#### 18\nAnswer: 17"]
+    strict = gsm8k.compute(predictions=predictions, references=["18"] * 3)
+    lenient = gsm8k.compute(predictions=predictions, references=["18"] * 3, answer_format="lenient")
+    assert strict["correct"] == [0, 0, 0]
+    assert lenient["correct"] == [1, 0, 1]  # the last-number fallback and "#### first" pay
+    with pytest.raises(ValueError, match="answer_format"):
+        gsm8k.compute(predictions=["#### 1"], references=["1"], answer_format="loose")
+
+
+CITIES = ["Rome", "Milan", "Turin", "Naples"]
 
 
 def test_mmlu(mmlu) -> None:
@@ -48,7 +62,18 @@ def test_mmlu(mmlu) -> None:
     )
     assert out["correct"] == [1, 1, 0, 1] and out["accuracy"] == 0.75
     assert out["extracted"] == ["C", "A", None, "D"]
+    assert "several letters" in out["errors"][2]
+    prose = ["I like Rome, it is in Italy.", "Answer: A\nAnswer: B"]
+    strict = mmlu.compute(predictions=prose, references=["0", "1"], choices=[CITIES, CITIES])
+    lenient = mmlu.compute(
+        predictions=prose, references=["0", "1"], choices=[CITIES, CITIES], answer_format="lenient"
+    )
+    assert strict["correct"] == [0, 0] and lenient["correct"] == [1, 1]
     assert mmlu.compute(predictions=["Rome"], references=["A"])["accuracy"] == 0.0  # no choices
+    with_text = mmlu.compute(
+        predictions=["The answer is Rome"], references=["A"], choices=[["Rome", "x", "y", "z"]]
+    )
+    assert with_text["correct"] == [1]
     with pytest.raises(ValueError, match="not a key"):
         mmlu.compute(predictions=["A"], references=["E"])
 

