@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "run": "spgg_env.agents.run_job",
     "bench": "spgg_env.baselines.bench_cli",
     "train": "spgg_env.agents.train_cli",
+    "learners": "spgg_env.baselines.learner_board",
 }
 
 
