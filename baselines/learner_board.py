@@ -259,7 +259,7 @@ def run_board(config: BoardConfig, out_dir: str | Path) -> tuple[Path, dict[str,
     """Run every cell and write ``<out_dir>/<name>.json`` and ``<name>.cost.json``.
 
     Returns:
-        The result file's path and its content.
+        The result file's path and its content (as read back from the file).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -277,10 +277,11 @@ def run_board(config: BoardConfig, out_dir: str | Path) -> tuple[Path, dict[str,
         "provenance": environment(),
     }
     path = out / f"{config.name}.json"
-    path.write_text(_dumps(result), encoding="utf-8")
+    text = _dumps(result)
+    path.write_text(text, encoding="utf-8")
     cost_file = out / f"{config.name}.cost.json"
     cost_file.write_text(json.dumps({"wall_seconds": cost}, indent=1) + "\n", encoding="utf-8")
-    return path, result
+    return path, json.loads(text)  # as the board will read it (lists, not tuples)
 
 
 def _dumps(data: Any) -> str:
