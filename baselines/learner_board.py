@@ -263,6 +263,7 @@ def run_board(config: BoardConfig, out_dir: str | Path) -> tuple[Path, dict[str,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    provenance = environment()  # the code as the run starts
     cells, cost = [], {}
     for mechanism in config.mechanisms:
         for n in config.agents:
@@ -274,7 +275,7 @@ def run_board(config: BoardConfig, out_dir: str | Path) -> tuple[Path, dict[str,
         "learner": config.name,
         "config": {**asdict(config), "options": dict(config.options)},
         "cells": cells,
-        "provenance": environment(),
+        "provenance": provenance,
     }
     path = out / f"{config.name}.json"
     text = _dumps(result)
