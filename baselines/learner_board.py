@@ -143,8 +143,11 @@ def factory(spec: str, options: Mapping[str, Any]) -> Callable[..., Any]:
 
         return functools.partial(SB3PPOLearner, **options)
     if spec == "rllib-ppo":
-        from spgg_env.baselines.rllib_learner import RLlibPPOLearner
-
+        try:
+            from spgg_env.baselines.rllib_learner import RLlibPPOLearner
+        except ModuleNotFoundError as err:
+            raise ValueError(f"rllib-ppo needs the rllib extra (pip install 'spgg-env[rllib]'): "
+                             f"{err}") from err
         return functools.partial(RLlibPPOLearner, **options)
     if ":" not in spec:
         raise ValueError(f"unknown learner {spec!r}: use one of {list(COLOURS)} or 'module:attr'")

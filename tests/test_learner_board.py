@@ -171,3 +171,11 @@ def test_the_docs_example_learner_runs_on_the_board(tmp_path, monkeypatch):
                          agents=(3,), seeds=(0, 1), episodes=600, checkpoints=2)
     rows = board_rows([run_board(config, tmp_path / "out")[1]])
     assert [(r["learner"], r["reached"]) for r in rows] == [("RecencyWeighted", 2)] * 2
+
+
+def test_rllib_without_the_extra_is_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "spgg_env.baselines.rllib_learner", None)
+    with pytest.raises(ValueError, match=r"rllib extra"):
+        lb.factory("rllib-ppo", {})
