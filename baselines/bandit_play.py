@@ -31,6 +31,7 @@ with the text-game bounds of :func:`reward_bounds` (``levels=None``). Works with
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,8 +84,8 @@ def reward_bounds(
     """
     if levels is not None:
         grid = np.asarray(levels, dtype=np.float64)
-        profiles = np.array(list(itertools.product(grid, repeat=n_agents)))
-        totals = mechanism(profiles).total
+        mesh = np.meshgrid(*([grid] * n_agents), indexing="ij")
+        totals = mechanism(np.stack(mesh, axis=-1).reshape(-1, n_agents)).total
     else:
         corners = np.array(list(itertools.product((0.0, 1.0), repeat=2 * n_agents + 1)))
         c, e, g = corners[:, :n_agents], corners[:, n_agents:-1], corners[:, -1]
@@ -151,7 +152,7 @@ class ScalarResult:
         path = np.zeros((runs, n), dtype=np.int64)
         for i, learner in enumerate(self.learners):
             ctx = context_index(path, i, self.levels.size, self.observation)
-            path[:, i] = learner.greedy()[np.arange(runs), ctx]
+            path[:, i] = learner.greedy(ctx)
         return path
 
     def greedy_table(self, agent: int) -> NDArray[np.int64]:
@@ -231,6 +232,94 @@ def play_scalar(
         for i, learner in enumerate(learners):
             learner.update(ctxs[i], chosen[t, :, i], scaled[:, i])
     return ScalarResult(grid, obs, chosen, rewards, learners)
+
+
+class BanditLearner:
+    """Independent contextual bandits on the scalar game, one per agent: a
+    :class:`~spgg_env.learner.Learner`, the same learners as :func:`play_scalar` driven through
+    the env.
+
+    Agent i's bandit keeps one arm table per context, the levels of the predecessors it sees,
+    read back from its observation (``k_j = round(c_j * (K - 1))`` for each visible ``j``,
+    encoded in base ``K``, first visible most significant: under full observation the same index
+    as :func:`context_index`). It learns from its episode reward scaled into [0, 1] with the
+    exact bounds of :func:`reward_bounds` (the learner reads the env's mechanism for them, as
+    :func:`play_scalar` does). ``act(..., greedy=True)`` plays :meth:`Bandit.greedy`.
+
+    Args:
+        env: A scalar game with ``levels=K`` (a ``Discrete(K)`` action), e.g.
+            ``spgg_env.aec_env(task="scalar", levels=4, observation="full")``.
+        seed: Agent i's bandit is seeded ``seed * 1000 + i``.
+        algorithm: ``"epsilon-greedy"``, ``"ucb1"``, ``"thompson"`` or ``"exp3"``.
+        options: Bandit options; default :data:`SCALAR_OPTIONS` for the algorithm.
+        runs: Independent replications in one object (vectorised): env copy ``b`` of every
+            batch belongs to run ``b % runs`` and no statistic is shared between runs (they
+            share each agent's random generator). Batches must be a multiple of ``runs``.
+
+    Raises:
+        ValueError: If the game has no discrete levels, or for a bad algorithm or option.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        *,
+        seed: int,
+        algorithm: str = "thompson",
+        options: dict[str, float] | None = None,
+        runs: int = 1,
+    ) -> None:
+        game = env.unwrapped
+        if getattr(game, "levels", None) is None:
+            raise ValueError("BanditLearner needs the scalar game with discrete levels=K")
+        self.agents = list(game.possible_agents)
+        self.n, self.k = game.n_agents, game.levels
+        self.runs = runs
+        self.bounds = reward_bounds(game.mechanism, self.n, np.linspace(0.0, 1.0, self.k))
+        if options is None:
+            options = SCALAR_OPTIONS.get(algorithm.lower(), {})
+        counts = context_counts(self.n, self.k, game.observation_mode)
+        self.bandits = {
+            agent: make_bandit(algorithm, self.k, contexts, runs, seed * 1000 + i, **options)
+            for i, (agent, contexts) in enumerate(zip(self.agents, counts, strict=True))
+        }
+
+    def contexts(self, observations: Sequence[Any]) -> NDArray[np.int64]:
+        """Context index of each observation: its visible predecessors' levels in base K."""
+        obs = np.asarray(observations, dtype=np.float64).reshape(-1, 3 * self.n)
+        levels = np.rint(obs[:, : self.n] * (self.k - 1)).astype(np.int64)
+        seen = obs[:, self.n : 2 * self.n] > 0.5
+        later = np.cumsum(seen[:, ::-1], axis=1)[:, ::-1] - seen  # visible ones after j
+        return np.where(seen, levels * self.k**later, 0).sum(axis=1)
+
+    def _chunks(self, size: int) -> range:
+        if size % self.runs:
+            raise ValueError(f"a batch of {size} env copies is not a multiple of runs={self.runs}")
+        return range(0, size, self.runs)
+
+    def act(self, agent: str, observations: Sequence[Any], *, greedy: bool = False) -> list[int]:
+        """One level index per observation (see :class:`~spgg_env.learner.Learner`)."""
+        bandit, ctx = self.bandits[agent], self.contexts(observations)
+        arms = np.empty(ctx.size, dtype=np.int64)
+        for start in self._chunks(ctx.size):
+            part = ctx[start : start + self.runs]
+            arms[start : start + self.runs] = bandit.greedy(part) if greedy else bandit.select(part)
+        return arms.tolist()
+
+    def learn(self, episodes: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+        """Update every agent's bandit with its scaled episode reward; return the mean rewards."""
+        metrics = {}
+        for agent, bandit in self.bandits.items():
+            steps = [episode[agent] for episode in episodes]
+            ctx = self.contexts([step["observation"] for step in steps])
+            arms = np.array([step["action"] for step in steps], dtype=np.int64)
+            raw = np.array([step["reward"] for step in steps], dtype=np.float64)
+            scaled = scale_rewards(raw, *self.bounds)
+            for start in self._chunks(ctx.size):
+                part = slice(start, start + self.runs)
+                bandit.update(ctx[part], arms[part], scaled[part])
+            metrics[f"{agent}/reward"] = float(raw.mean())
+        return metrics
 
 
 # --------------------------------------------------------------------------- text game

@@ -33,8 +33,8 @@ Algorithms (n_a = pulls of arm a, mu_a = its mean reward, t = pulls in the conte
 * :class:`EXP3` (Auer et al. 2002) -- ``p_a = (1 - g) w_a / sum w + g / K``; after playing arm a
   with reward r, ``log w_a += g * (r / p_a) / K``.
 
-:meth:`Bandit.greedy` is each learner's current best guess (highest mean, or highest EXP3 weight),
-the quantity a convergence check reads.
+:meth:`Bandit.greedy` is each learner's current best guess (highest mean, highest Thompson posterior
+mean, or highest EXP3 weight), the quantity a convergence check reads.
 """
 
 from __future__ import annotations
@@ -140,14 +140,18 @@ class Bandit(ABC):
         self.sums[idx] += rewards
         self._learn(idx, rewards)
 
-    def means(self) -> NDArray[np.float64]:
-        """Empirical mean reward per ``(run, context, arm)``; 0 for unplayed arms."""
-        empty = np.zeros_like(self.sums)
-        return np.divide(self.sums, self.counts, out=empty, where=self.counts > 0)
+    def means(self, ctx: ArrayLike | None = None) -> NDArray[np.float64]:
+        """Empirical mean reward per ``(run, context, arm)``; 0 for unplayed arms.
 
-    def greedy(self) -> IntArray:
-        """The arm each ``(run, context)`` currently believes best, shape ``(runs, contexts)``."""
-        return self.means().argmax(axis=-1)
+        With ``ctx`` (an int array ``(runs,)``): only each run's context, shape ``(runs, K)``.
+        """
+        counts, sums = self._at(self.counts, ctx), self._at(self.sums, ctx)
+        return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+
+    def greedy(self, ctx: ArrayLike | None = None) -> IntArray:
+        """The arm each ``(run, context)`` currently believes best, shape ``(runs, contexts)``;
+        with ``ctx``, only each run's context ``ctx[run]``, shape ``(runs,)``."""
+        return self._preference(ctx).argmax(axis=-1)
 
     # --------------------------------------------------------------- helpers
     @abstractmethod
@@ -177,6 +181,14 @@ class Bandit(ABC):
         """The ``(runs, n_arms)`` slice of ``array`` for each run's context."""
         return array[self._run_index, ctx]
 
+    def _at(self, array: NDArray, ctx: ArrayLike | None) -> NDArray:
+        """``array`` whole (``ctx=None``) or its :meth:`_table` slice at ``ctx``."""
+        return array if ctx is None else self._table(array, self._check_ctx(ctx))
+
+    def _preference(self, ctx: ArrayLike | None) -> NDArray[np.float64]:
+        """Values whose argmax is the greedy arm (default: the empirical means)."""
+        return self.means(ctx)
+
 
 class EpsilonGreedy(Bandit):
     """Epsilon-greedy with a decaying exploration rate ``max(eps_min, eps / (1 + decay * t))``."""
@@ -199,7 +211,7 @@ class EpsilonGreedy(Bandit):
         explore = self.rng.random(self.runs) < eps
         random_arms = self.rng.integers(0, self.n_arms, self.runs)
         tried = self._table(self.counts, ctx) > 0
-        values = np.where(tried, self._table(self.means(), ctx), np.inf)
+        values = np.where(tried, self.means(ctx), np.inf)
         greedy = self._argmax_random_ties(values)
         return np.where(explore, random_arms, greedy)
 
@@ -218,7 +230,7 @@ class UCB1(Bandit):
         n = self._table(self.counts, ctx)
         t = n.sum(axis=-1, keepdims=True)
         bonus = self.c * np.sqrt(2.0 * np.log(np.maximum(t, 1.0)) / np.maximum(n, 1.0))
-        score = np.where(n > 0, self._table(self.means(), ctx) + bonus, np.inf)
+        score = np.where(n > 0, self.means(ctx) + bonus, np.inf)
         return self._argmax_random_ties(score)
 
 
@@ -241,9 +253,9 @@ class ThompsonSampling(Bandit):
     def _learn(self, idx: tuple[IntArray, IntArray, IntArray], rewards: NDArray) -> None:
         self.successes[idx] += self.rng.random(self.runs) < rewards
 
-    def greedy(self) -> IntArray:
-        """Arm with the highest posterior mean ``(1 + s) / (2 + n)`` per ``(run, context)``."""
-        return ((1.0 + self.successes) / (2.0 + self.counts)).argmax(axis=-1)
+    def _preference(self, ctx: ArrayLike | None) -> NDArray[np.float64]:
+        """The posterior mean ``(1 + s) / (2 + n)``."""
+        return (1.0 + self._at(self.successes, ctx)) / (2.0 + self._at(self.counts, ctx))
 
 
 class EXP3(Bandit):
@@ -278,9 +290,9 @@ class EXP3(Bandit):
         p = self._played_probs[self._run_index, idx[2]]
         self.log_weights[idx] += self.gamma * (rewards / p) / self.n_arms
 
-    def greedy(self) -> IntArray:
-        """Arm with the largest weight per ``(run, context)``."""
-        return self.log_weights.argmax(axis=-1)
+    def _preference(self, ctx: ArrayLike | None) -> NDArray[np.float64]:
+        """The log-weights."""
+        return self._at(self.log_weights, ctx)
 
 
 ALGORITHMS: dict[str, type[Bandit]] = {

@@ -35,6 +35,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("spgg_env.baselines.bench_cli",
               "run benchmark submissions; verify results and build the leaderboard"),
     "train": ("spgg_env.agents.train_cli", "train LLM agents in the game"),
+    "learners": ("spgg_env.baselines.learner_board",
+                 "rank learners on the scalar game: run them, then write the board"),
 }
 
 

@@ -15,7 +15,10 @@ The observation of the agent at position p is a float32 vector of length 3n::
 where it sees predecessor j = p-1 in ``observation="partial"``, every j < p in ``"full"`` and
 none in ``"none"`` (and none for a simultaneous mechanism such as ``"pgg"``).
 
-Written lean for speed: spaces and masks are built once, an episode allocates little.
+Written lean for speed (``python benchmarks/bench_env.py``: faster than PettingZoo's ``rps_v2``
+in the same loop): spaces are built once, an observation is one small zeroed array with two
+slices filled, and the rewards of the built-in mechanisms are evaluated on plain floats by
+:func:`one_game_payoffs`, bit for bit the vectorised mechanism's.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import AECEnv
 
-from spgg_env.mechanism import Mechanism, make_mechanism
+from spgg_env.mechanism import (
+    THRESHOLD_TOL,
+    ClassicPgg,
+    ClassicSpgg,
+    MacSpgg,
+    Mechanism,
+    RewardMechanism,
+    make_mechanism,
+)
 
 OBSERVATION_MODES = ("partial", "full", "none")
 
@@ -48,6 +59,48 @@ def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
     """Raise ``ValueError`` naming ``name``, the bad value and the choices, unless allowed."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+Columns = tuple[list[float], list[float], list[float], list[float]]
+
+
+def one_game_payoffs(mechanism: RewardMechanism, c: np.ndarray) -> tuple[float, Columns]:
+    """The group score and the reward parts of one game, as plain floats.
+
+    Returns ``(G, (cost, synergy, public_share, penalty))`` with each part a list of n floats,
+    equal bit for bit to ``mechanism(c)`` (effort = contribution, ``G`` = mean contribution).
+
+    For the built-in mechanisms (exactly :class:`~spgg_env.mechanism.MacSpgg`,
+    :class:`~spgg_env.mechanism.ClassicPgg`, :class:`~spgg_env.mechanism.ClassicSpgg`) it repeats
+    the formulas of :mod:`spgg_env.mechanism` operation by operation on Python floats: the
+    vectorised call costs ~20 numpy calls, ~75 % of an env episode, for one profile of n
+    numbers. The sum of the contributions is still numpy's (its pairwise order differs from
+    Python's ``sum``). ``tests/test_scalar_env.py`` checks the equality over random profiles,
+    parameters and n. Any other mechanism (a subclass, a user's) is called as it is.
+    """
+    kind = type(mechanism)
+    if kind not in (MacSpgg, ClassicPgg, ClassicSpgg):
+        b = mechanism(c)
+        parts = (b.cost.tolist(), b.synergy.tolist(), b.public_share.tolist(), b.penalty.tolist())
+        return float(np.mean(c)), parts
+    n = c.size
+    values = c.tolist()
+    total = float(np.add.reduce(c))  # c.sum(): numpy's summation order
+    group = total / n  # c.mean()
+    share = [mechanism.rho / n * total] * n
+    if kind is not MacSpgg:  # classic PGG / SPGG: linear cost, nothing else
+        zeros = [0.0] * n
+        return group, ([mechanism.kappa * x for x in values], zeros, share, zeros)
+    cost = [mechanism.kappa * (x * x) for x in values]
+    synergy = [0.0] * n
+    running = values[0]  # np.cumsum(c)[i]
+    for i in range(1, n):
+        x = values[i]
+        running += x
+        synergy[i] = mechanism.gamma * x * ((running - x) / i)
+    below = group < mechanism.B - THRESHOLD_TOL
+    penalty = [mechanism.P if below else 0.0] * n
+    return group, (cost, synergy, share, penalty)
 
 
 class UnitBox(spaces.Box):
@@ -119,17 +172,15 @@ class ScalarSPGGEnv(AECEnv):
             a: UnitBox((1,)) if self.levels is None else spaces.Discrete(self.levels)
             for a in self.possible_agents
         }
-        # _sees[p, j]: position p sees predecessor j (once j has acted)
-        sees = np.zeros((n, n), dtype=bool)
-        for p in range(n):
+        # position p sees predecessors range(lo, hi) (once they have acted): contiguous always
+        self._visible = [(0, 0)] * n
+        for p in range(1, n):
             if self.observation_mode == "full":
-                sees[p, :p] = True
-            elif self.observation_mode == "partial" and p > 0:
-                sees[p, p - 1] = True
-        self._sees = sees
+                self._visible[p] = (0, p)
+            elif self.observation_mode == "partial":
+                self._visible[p] = (p - 1, p)
         #: Global state for centralised critics: contributions so far, then who has acted.
         self.state_space = spaces.Box(0.0, 1.0, (2 * n,), np.float32)
-        self._one_hot = np.eye(n, dtype=np.float32)
         self._c = np.zeros(n, dtype=np.float64)
         self._n_acted = 0
         self.np_random, self.np_random_seed = seeding.np_random(None)
@@ -166,14 +217,15 @@ class ScalarSPGGEnv(AECEnv):
 
     # ----------------------------------------------------------------- observe
     def observe(self, agent: str) -> np.ndarray:
-        """The 3n-vector of the module docstring for ``agent``."""
+        """The 3n-vector of the module docstring for ``agent`` (a new array each call)."""
         n, p = self.n_agents, self._index[agent]
-        mask = self._sees[p].copy()
-        mask[self._n_acted :] = False
-        obs = np.empty(3 * n, dtype=np.float32)
-        obs[:n] = self._c * mask
-        obs[n : 2 * n] = mask
-        obs[2 * n :] = self._one_hot[p]
+        lo, hi = self._visible[p]
+        hi = min(hi, self._n_acted)
+        obs = np.zeros(3 * n, dtype=np.float32)
+        if lo < hi:
+            obs[lo:hi] = self._c[lo:hi]
+            obs[n + lo : n + hi] = 1.0
+        obs[2 * n + p] = 1.0
         return obs
 
     def state(self) -> np.ndarray:
@@ -234,20 +286,11 @@ class ScalarSPGGEnv(AECEnv):
             print(f"{agent}: c = {self._c[p]:.4f}")
 
     def _finish(self) -> None:
-        """Pay the rewards and end the episode (plain floats: cheaper than numpy for small n)."""
-        b = self.mechanism(self._c)
-        contributions = self._c.tolist()
-        group = sum(contributions) / self.n_agents
-        columns = zip(
-            self.possible_agents,
-            contributions,
-            b.cost.tolist(),
-            b.synergy.tolist(),
-            b.public_share.tolist(),
-            b.penalty.tolist(),
-            strict=True,
-        )
-        for agent, c_i, cost, synergy, share, penalty in columns:
+        """Pay the rewards and end the episode."""
+        group, columns = one_game_payoffs(self.mechanism, self._c)
+        for agent, c_i, cost, synergy, share, penalty in zip(
+            self.possible_agents, self._c.tolist(), *columns, strict=True
+        ):
             total = -cost + synergy + share - penalty  # RewardBreakdown.total, same float order
             self.rewards[agent] = total
             self._cumulative_rewards[agent] += total

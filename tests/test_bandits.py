@@ -178,3 +178,43 @@ def test_learning_curve_example_writes_its_plot(tmp_path) -> None:
     assert out.stat().st_size > 10_000
     assert set(summary) == {f"{m}/{a}" for m in ("mac-spgg", "pgg") for a in NAMES}
     assert all(0.0 <= row["share_on_path"] <= 1.0 for row in summary.values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_greedy_at_a_context_is_the_greedy_table_there(name: str) -> None:
+    bandit = make_bandit(name, 4, contexts=6, runs=5, seed=2)
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        ctx = rng.integers(0, 6, 5)
+        bandit.update(ctx, bandit.select(ctx), rng.random(5))
+    ctx = np.array([0, 5, 2, 2, 3])
+    np.testing.assert_array_equal(bandit.greedy(ctx), bandit.greedy()[np.arange(5), ctx])
+    np.testing.assert_array_equal(bandit.means(ctx), bandit.means()[np.arange(5), ctx])
+
+
+@pytest.mark.parametrize("observation", ["full", "partial", "none"])
+def test_bandit_learner_reads_the_context_play_scalar_uses_from_the_observation(observation):
+    import spgg_env
+    from spgg_env.baselines.bandit_play import BanditLearner, context_counts
+
+    env = spgg_env.aec_env(task="scalar", n_agents=4, levels=5, observation=observation)
+    learner = BanditLearner(env, seed=0)
+    chosen = np.array([[3, 1, 4, 0]])
+    env.reset()
+    for i, agent in enumerate(env.possible_agents):
+        ctx = learner.contexts([env.observe(agent)])
+        assert ctx[0] == context_index(chosen, i, 5, observation)[0]
+        assert ctx[0] < context_counts(4, 5, observation)[i]
+        env.step(int(chosen[0, i]))
+
+
+def test_bandit_learner_refuses_a_continuous_game_and_odd_batches() -> None:
+    import spgg_env
+    from spgg_env.baselines.bandit_play import BanditLearner
+
+    with pytest.raises(ValueError, match="levels"):
+        BanditLearner(spgg_env.aec_env(task="scalar"), seed=0)
+    learner = BanditLearner(spgg_env.aec_env(task="scalar", levels=3), seed=0, runs=2)
+    obs = spgg_env.aec_env(task="scalar", levels=3).observation_space("agent_0").sample()
+    with pytest.raises(ValueError, match="multiple of runs=2"):
+        learner.act("agent_0", [obs] * 3)

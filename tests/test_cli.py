@@ -31,7 +31,8 @@ def test_documented_commands_parse(argv: list[str], command: str) -> None:
 def test_help_lists_every_subcommand_without_importing_any() -> None:
     code = ("import sys; from spgg_env import cli; cli.build_parser().format_help(); "
             "print(sorted(m for m in ('torch', 'transformers', 'spgg_env.agents.run_job', "
-            "'spgg_env.baselines.bench_cli', 'spgg_env.agents.train_cli') if m in sys.modules))")
+            "'spgg_env.baselines.bench_cli', 'spgg_env.agents.train_cli', "
+            "'spgg_env.baselines.learner_board') if m in sys.modules))")
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout.strip()
     assert imported == "[]"
@@ -55,7 +56,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"spgg {spgg_env.__version__}"
 
 
-@pytest.mark.parametrize("command", ["run", "bench"])
+@pytest.mark.parametrize("command", sorted(cli.SUBCOMMANDS))
 def test_every_flag_has_plain_help(command: str) -> None:
     assert cli.flag_problems(cli.build_parser(command)) == []
 

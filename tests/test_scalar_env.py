@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import spgg_env
-from spgg_env.mechanism import make_mechanism
-from spgg_env.scalar_env import ScalarSPGGEnv
+from spgg_env.mechanism import MacSpgg, RewardBreakdown, make_mechanism
+from spgg_env.scalar_env import ScalarSPGGEnv, one_game_payoffs
 
 
 def finish(env, actions):
@@ -129,3 +129,48 @@ def test_state_holds_every_contribution_so_far():
     env.step(0.5)
     np.testing.assert_allclose(env.state(), [0.25, 0.5, 0, 1, 1, 0])
     assert env.state_space.contains(env.state())
+
+
+@pytest.mark.parametrize("mechanism", ["mac-spgg", "spgg", "pgg"])
+def test_one_game_payoffs_equal_the_vectorised_mechanism_bit_for_bit(mechanism):
+    """The env's plain-float payoffs are the mechanism's, to the last bit (n = 1..12, random
+    parameters, random profiles and grid profiles whose mean sits exactly at B)."""
+    rng = np.random.default_rng(0)
+    for n in range(1, 13):
+        params = {"rho": float(rng.uniform(0, 3)), "kappa": float(rng.uniform(0.1, 2))}
+        if mechanism == "mac-spgg":
+            params |= {"gamma": float(rng.uniform(0, 3)), "P": 1.5, "B": 0.85}
+        mech = make_mechanism(mechanism, **params)
+        grid = np.linspace(0, 1, 21)
+        profiles = [rng.random(n) for _ in range(50)]
+        profiles += [grid[rng.integers(15, 21, n)] for _ in range(50)]
+        for c in profiles:
+            group, parts = one_game_payoffs(mech, c)
+            expected = mech(c)
+            assert group == float(c.mean())
+            for got, want in zip(parts, (expected.cost, expected.synergy,
+                                         expected.public_share, expected.penalty), strict=True):
+                assert got == want.tolist()
+
+
+def test_one_game_payoffs_call_any_other_mechanism_as_it_is():
+    class Doubled(MacSpgg):
+        def __call__(self, contributions, group_score=None, effort=None):
+            b = super().__call__(contributions, group_score, effort)
+            return RewardBreakdown(2 * b.cost, 2 * b.synergy, 2 * b.public_share, 2 * b.penalty)
+
+    env = ScalarSPGGEnv(mechanism=Doubled())
+    env.reset()
+    finals = finish(env, [0.2, 0.4, 0.9])
+    expected = 2 * MacSpgg()([0.2, 0.4, 0.9]).total
+    assert [finals[a][0] for a in env.possible_agents] == pytest.approx(expected, abs=1e-12)
+
+
+def test_observations_are_fresh_arrays():
+    env = ScalarSPGGEnv(observation="full")
+    env.reset()
+    env.step(0.4)
+    first = env.observe("agent_1")
+    first[:] = 7.0
+    expected = np.array([0.4, 0, 0, 1, 0, 0, 0, 1, 0], dtype=np.float32)
+    np.testing.assert_array_equal(env.observe("agent_1"), expected)
