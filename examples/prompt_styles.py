@@ -1,9 +1,10 @@
 """How much a very small model gets right under each prompt style of the env.
 
 Greedy play of ``--problems`` held-out ``arith`` problems (one step by default) by an untrained
-model, exactly as the PPO learner starts (``spgg_env.agents.ppo.play``: chat template, no system
-prompt), once per prompt style. Prints, per style, each agent's mean task score, the group's
-score, mean tokens per contribution and the mean reward::
+model, exactly as the PPO learner evaluates before training (``PPOLearner.evaluate``: the
+episode engine, chat template, no system prompt), once per prompt style. Prints, per style,
+each agent's mean task score, the group's score, mean tokens per contribution and the mean
+reward::
 
     python examples/prompt_styles.py                      # the embedded SmolLM2-135M
     python examples/prompt_styles.py --max-steps 2 --max-new-tokens 48
@@ -17,36 +18,35 @@ import json
 import numpy as np
 import torch
 
-from spgg_env.agents.ppo import PPOConfig, load_policies, make_envs, play
+from spgg_env.agents.ppo import PPOConfig, PPOLearner
 from spgg_env.prompts import PROMPT_STYLES
+from spgg_env.spec import GameSpec
 
 
 def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Per prompt style: agent scores, group score, tokens and reward of greedy play."""
     torch.set_num_threads(args.threads)
-    options = {"difficulty": "easy", "max_steps": args.max_steps}
-    base = PPOConfig(model=args.model, task_options=options, max_new_tokens=args.max_new_tokens,
-                     bf16=False)
-    tokenizer, model, _ = load_policies(base)  # fresh LoRA adapters change nothing yet
     results = {}
     for style in PROMPT_STYLES:
-        cfg = PPOConfig(**{**base.__dict__, "prompt_style": style})
-        envs = make_envs(cfg, "test", args.problems, tokenizer)
-        indices = list(range(args.problems))
-        _, infos = play(model, tokenizer, envs, indices, cfg, greedy=True, seeds=indices)
+        game = GameSpec(task="arith", split="train", prompt_style=style,
+                        task_options={"difficulty": "easy", "max_steps": args.max_steps},
+                        max_tokens=args.max_new_tokens, token_counting="model")
+        cfg = PPOConfig(model=args.model, game=game, max_new_tokens=args.max_new_tokens,
+                        eval_size=args.problems, bf16=False)
+        metrics, episodes = PPOLearner(cfg).evaluate()  # fresh LoRA adapters change nothing
         results[style] = {
-            **{f"agent_{i}_score": float(np.mean([x["score"] for x in a]))
-               for i, a in enumerate(infos)},
-            "group_score": float(np.mean([x["group_score"] for x in infos[-1]])),
-            "tokens": float(np.mean([x["tokens"] for a in infos for x in a])),
-            "reward": float(np.mean([x["reward_components"]["total"] for a in infos for x in a])),
+            **{f"{agent}_score": metrics[f"eval/{agent}/score"]
+               for agent in (s.agent for s in episodes[0].steps)},
+            "group_score": metrics["eval/task_score"],
+            "tokens": float(np.mean([s.info["tokens"] for e in episodes for s in e.steps])),
+            "reward": metrics["eval/reward"],
         }
     return results
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="transformers folder (default: embedded)")
+    parser.add_argument("--model", default="embedded", help="transformers folder or 'embedded'")
     parser.add_argument("--problems", type=int, default=64)
     parser.add_argument("--max-steps", type=int, default=1, help="arith steps per problem (1-2)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
