@@ -83,7 +83,7 @@ class GenParamConfig(LearnerConfig):
 
     game: GameSpec = option(default_game, "the game trained on")
     model: str = option("embedded", "the frozen LLM: transformers folder, hub id or 'embedded' "
-                                   "(SmolLM2-135M-Instruct, offline); it also embeds the states")
+                        "(SmolLM2-135M-Instruct, offline); it also embeds the states")
     updates: int = option(20, "PPO updates of the run")
     episodes: int = option(8, "episodes per update")
     batch_size: int = option(16, "generations decoded together")
@@ -98,13 +98,13 @@ class GenParamConfig(LearnerConfig):
     hidden: int = option(64, "width of the network's two tanh layers")
     init_log_std: float = option(-0.5, "initial log standard deviation of z")
     holdout: list[str] = option(lambda: ["tiny-v1", "small-v1"],
-                               "pinned split versions whose problems are kept out of training")
+                                "pinned split versions whose problems are kept out of training")
     system_prompt: str | None = option(None, "system message sent before each observation "
-                                            "(default: none)")
+                                             "(default: none)")
     threads: int | None = option(None, "torch CPU threads (default: torch's choice; 1 on a busy "
-                                      "machine)")
+                                       "machine)")
     device: str = option("auto", "where the LLM, the embedder and the networks run: auto, cpu, "
-                                "cuda...")
+                         "cuda...")
     seed: int = option(0, "root seed of every random stream of the run")
     out: str = option("runs/genparam", "output folder (checkpoint, policy.pt, history, logs)")
 
@@ -164,6 +164,8 @@ class GenParamLearner:
         from spgg_env.models import resolve_device
 
         self.config = config
+        if config.threads:
+            torch.set_num_threads(config.threads)
         game = config.game
         self.backend = backend
         self.n_agents = game.n_agents
@@ -378,14 +380,22 @@ class GenParamLearner:
                              "(older policies still load for inference)")
         mine, saved = self.inference_spec(), state["inference"]
         differing = [f"{key}: {saved.get(key)!r} vs {mine[key]!r}" for key in mine
-                     if key != "game" and json.dumps(saved.get(key), sort_keys=True)
-                     != json.dumps(mine[key], sort_keys=True)]
+                     if key != "game" and _comparable(key, saved.get(key))
+                     != _comparable(key, mine[key])]
         if differing:
             raise ValueError(f"genparam checkpoint {str(path)!r} was trained otherwise ("
                              + "; ".join(differing) + ")")
+        self.config = self.config.resumed(state["config"])
         self.networks.load_state_dict(state["policies"])
         for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
         self.update = int(state["update"])
         self.history = list(state["history"])
 
+
+def _comparable(key: str, value: Any) -> str:
+    """An inference-block entry as compared on resume: the embedder's dtype may change with
+    the device (bf16 on a GPU, fp32 on a CPU); its model and ``max_length`` may not."""
+    if key == "embedder" and isinstance(value, Mapping):
+        value = {k: v for k, v in value.items() if k != "dtype"}
+    return json.dumps(value, sort_keys=True)

@@ -16,6 +16,7 @@ drive the two methods itself.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import field, fields
 from typing import Any
@@ -61,6 +62,16 @@ class LearnerConfig:
             raise ValueError(f"unknown {cls.__name__} key(s) {sorted(unknown)}; valid: "
                              f"{sorted(known)}")
         return cls(**data)
+
+    def resumed(self, saved: Mapping[str, Any]) -> Any:
+        """This config continuing a run whose checkpoint stored the config ``saved``: the
+        seed (the root of every random stream) is the checkpoint's, so the resumed run draws
+        what the uninterrupted one would have."""
+        if saved["seed"] == self.seed:  # type: ignore[attr-defined]
+            return self
+        print(f"[resume] the run's seed is the checkpoint's ({saved['seed']}), not "
+              f"{self.seed}", flush=True)  # type: ignore[attr-defined]
+        return dataclasses.replace(self, seed=int(saved["seed"]))  # type: ignore[type-var]
 
     def require_positive(self, names: Iterable[str]) -> None:
         """Raise ``ValueError`` naming the first of ``names`` that is not an integer >= 1."""

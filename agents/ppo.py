@@ -59,7 +59,6 @@ another game is refused, naming the differing fields.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import time
@@ -110,7 +109,7 @@ class PPOConfig(LearnerConfig):
 
     game: GameSpec = option(default_game, "the game trained on (its split: the training split)")
     model: str = option("embedded", "transformers folder or hub id; 'embedded' is the offline "
-                                   "SmolLM2-135M-Instruct")
+                        "SmolLM2-135M-Instruct")
     eval_split: str = option("test", "split of the held-out greedy evaluation")
     eval_size: int = option(64, "evaluate on the first this many problems of the eval split")
     eval_every: int = option(10, "updates between greedy evaluations (0: only before and after)")
@@ -134,17 +133,17 @@ class PPOConfig(LearnerConfig):
     lora_r: int = option(8, "LoRA rank")
     lora_alpha: int = option(16, "LoRA alpha")
     bf16: bool = option(True, "keep the frozen base in bf16 (LoRA, value heads and optimizer "
-                             "stay fp32); about 2x faster on a CPU than fp32")
+                              "stay fp32); about 2x faster on a CPU than fp32")
     system_prompt: str | None = option(None, "system message sent before each observation "
-                                            "(default: none, the chat template's own)")
+                                             "(default: none, the chat template's own)")
     threads: int | None = option(None, "torch CPU threads (default: torch's choice; 1 on a busy "
-                                      "machine)")
+                                       "machine)")
     device: str = option("auto", "auto (CUDA when available, else CPU), cpu, cuda, cuda:1...; "
-                                "checkpoints load on any device")
+                         "checkpoints load on any device")
     seed: int = option(0, "root seed of every random stream of the run")
     save_every: int = option(5, "updates between checkpoints (and one at the end)")
     time_limit_s: float | None = option(None, "stop (final evaluation and checkpoint) after the "
-                                             "first update that ends past this many seconds")
+                                              "first update that ends past this many seconds")
     out: str = option("runs/ppo", "output folder (checkpoint, metrics, logs)")
 
     def __post_init__(self) -> None:
@@ -531,10 +530,7 @@ class PPOLearner:
         if differing:
             raise ValueError(f"PPO checkpoint {str(path)!r} holds other adapters ("
                              + "; ".join(differing) + ")")
-        if saved["seed"] != self.cfg.seed:
-            print(f"[resume] the run's seed is the checkpoint's ({saved['seed']}), not "
-                  f"{self.cfg.seed}", flush=True)
-            self.cfg = dataclasses.replace(self.cfg, seed=int(saved["seed"]))
+        self.cfg = self.cfg.resumed(saved)
         with torch.no_grad():
             for name, value in state["lora"].items():
                 self.lora[name].copy_(value)

@@ -110,7 +110,9 @@ def test_updates_change_loss_lora_and_value_heads(tiny_model: str, tmp_path: Pat
     assert not list((tmp_path / "run").glob(".*tmp*")), "a temp checkpoint file was left behind"
     # the game is recorded once, whole, in every file of the run
     assert meta["game"] == GAME.to_dict() and meta["game_fingerprint"] == GAME.fingerprint()
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["game"] == GAME.to_dict()
+    config_json = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config_json["game"] == GAME.to_dict()
+    assert PPOConfig.from_dict(config_json) == learner.cfg  # config.json rebuilds the run's config
     saved = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)
     assert saved["config"]["game"] == GAME.to_dict() and saved["update"] == 3
 
@@ -320,6 +322,26 @@ def test_cli_refuses_bad_input_before_loading_a_model(tmp_path: Path, capsys) ->
             err = capsys.readouterr().err
             assert err.startswith(f"spgg train {learner}: error:") and message in err, err
     assert train_cli.cli(["ppo", "--episodes", "0"]) == 2
+
+
+def test_train_ppo_arith_example_runs(tiny_model: str, tmp_path: Path, capsys) -> None:
+    """examples/train_ppo_arith.py as written, shrunk by its own options, then its plot."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_ppo_arith.py"
+    example = runpy.run_path(str(script))
+    run = tmp_path / "run"
+    argv = ["--model", tiny_model, "--updates", "1", "--episodes", "2", "--minibatch-size", "1",
+            "--eval-size", "2", "--max-new-tokens", "3", "--threads", "1", "--bf16", "false",
+            "--out", str(run), "--no-progress"]
+    threads = torch.get_num_threads()
+    try:
+        assert example["main"](argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    config = json.loads((run / "config.json").read_text())
+    assert config["game"] == example["GAME"].to_dict() and config["episodes"] == 2
+    assert "eval/task_score: update 0" in capsys.readouterr().out
+    assert example["main"](["--plot", str(run)]) == 0
+    assert (run / "learning_curve.png").stat().st_size > 10_000
 
 
 def test_prompt_styles_example_measures_every_style(tiny_model: str, monkeypatch, capsys) -> None:
