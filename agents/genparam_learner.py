@@ -59,6 +59,7 @@ from spgg_env.agents.learning import (
     option,
 )
 from spgg_env.agents.llm_agent import LLMAgent
+from spgg_env.models import resolve_dtype
 from spgg_env.seeding import LEARNER, derive_seed
 from spgg_env.spec import GameSpec
 from spgg_env.tasks.base import Task
@@ -105,6 +106,8 @@ class GenParamConfig(LearnerConfig):
                                        "machine)")
     device: str = option("auto", "where the LLM, the embedder and the networks run: auto, cpu, "
                          "cuda...")
+    dtype: str = option("auto", "the frozen LLM's dtype: auto (bfloat16 on CUDA and on CPUs with "
+                                "native bf16, else float32), float32 or bfloat16")
     seed: int = option(0, "root seed of every random stream of the run")
     out: str = option("runs/genparam", "output folder (checkpoint, policy.pt, history, logs)")
 
@@ -112,6 +115,7 @@ class GenParamConfig(LearnerConfig):
         super().__post_init__()
         self.require_positive(("updates", "episodes", "batch_size", "epochs", "minibatch_size",
                                "hidden"))
+        resolve_dtype(self.dtype, torch.device("cpu"))  # names an unknown dtype
         for name in ("lr", "clip", "target_kl"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -213,7 +217,8 @@ class GenParamLearner:
         loaded; ``device`` places the model, the embedder and the networks."""
         from spgg_env.agents.transformers_backend import TransformersBackend
 
-        backend = TransformersBackend(config.model, seed=config.seed, device=config.device)
+        backend = TransformersBackend(config.model, seed=config.seed, device=config.device,
+                                      dtype=config.dtype)
         embedder = TextEmbedder(backend.model.base_model, backend.tokenizer)
         source = {"model": str(config.model), "dtype": str(backend.dtype).removeprefix("torch."),
                   "max_length": embedder.max_length}

@@ -25,6 +25,7 @@ import numpy as np
 
 from spgg_env.agents.episodes import Episode, Step
 from spgg_env.seeding import LEARNER, rng
+from spgg_env.spec import GameSpec
 
 #: The reward's parts that the env reports in ``info["reward_components"]``.
 REWARD_PARTS = ("cost", "synergy", "public_share", "penalty")
@@ -43,8 +44,6 @@ class LearnerConfig:
     :class:`~spgg_env.spec.GameSpec` (a mapping is read as one), the JSON form, and checks."""
 
     def __post_init__(self) -> None:
-        from spgg_env.spec import GameSpec
-
         self.game = GameSpec.from_dict(self.game, source=f"{type(self).__name__}.game")
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,21 +30,12 @@ from typing import Any
 
 from spgg_env.spec import GameSpec, parse_key_values
 
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 #: Field annotations (strings, as the configs' modules postpone them) -> (type, nargs).
 _KINDS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "int": (int, None), "int | None": (int, None),
     "float": (float, None), "float | None": (float, None),
     "str": (str, None), "str | None": (str, None),
-    "bool": (_bool, None), "list[str]": (str, "*"),
+    "list[str]": (str, "*"),
 }
 _SPEC_LISTS = ("task_options", "mechanism_params")
 

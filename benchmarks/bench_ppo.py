@@ -7,7 +7,7 @@ Every option of ``spgg train ppo`` sets the run (default: the embedded SmolLM2-1
 (``PPOLearner.learn``)::
 
     python benchmarks/bench_ppo.py --timed-updates 2 --threads 1
-    python benchmarks/bench_ppo.py --bf16 false        # fp32 base, for comparison
+    python benchmarks/bench_ppo.py --dtype float32     # fp32 base, for comparison
     python benchmarks/bench_ppo.py --device cuda --model DIR --random-weights
     # the settings of examples/train_ppo_arith.py, smaller batch:
     python benchmarks/bench_ppo.py --task-option difficulty=easy --task-option max_steps=1 \
@@ -113,7 +113,7 @@ def main() -> None:
         "model": cfg.model,
         "weights": "random (seed 0)" if args.random_weights else "pretrained",
         "device": str(learner.device),
-        "base_dtype": "bf16" if cfg.bf16 else "fp32",
+        "base_dtype": str(next(learner.model.parameters()).dtype).removeprefix("torch."),
         "game": cfg.game.to_dict(),
         "episodes": cfg.episodes,
         "batch_size": cfg.batch_size,

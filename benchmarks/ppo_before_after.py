@@ -50,7 +50,7 @@ def before_config(module, args):
     return module.PPOConfig(
         model=None if args.model == "embedded" else args.model, task_options=dict(TASK_OPTIONS),
         n_agents=3, prompt_style="compact", eval_size=args.eval_size, eval_batch=32,
-        train_split="train", eval_split="test", bf16=True, threads=args.threads,
+        train_split="train", eval_split="test", bf16=args.dtype == "bfloat16", threads=args.threads,
         device=args.device, seed=args.seed, out_dir=tempfile.mkdtemp(), **SETTINGS)
 
 
@@ -63,7 +63,7 @@ def after_config(args):
                     token_counting="model")
     settings = {k: v for k, v in SETTINGS.items() if k != "minibatch"}
     return PPOConfig(game=game, model=args.model, eval_size=args.eval_size, batch_size=32,
-                     bf16=True, minibatch_size=SETTINGS["minibatch"], threads=args.threads,
+                     dtype=args.dtype, minibatch_size=SETTINGS["minibatch"], threads=args.threads,
                      device=args.device, seed=args.seed, out=tempfile.mkdtemp(), **settings)
 
 
@@ -124,12 +124,18 @@ def main() -> None:
     parser.add_argument("--train-updates", type=int, default=1,
                         help="old updates before the greedy comparison")
     parser.add_argument("--eval-size", type=int, default=32, help="held-out problems compared")
+    parser.add_argument("--episodes", type=int, default=SETTINGS["episodes"],
+                        help="episodes per update")
+    parser.add_argument("--minibatch-size", type=int, default=SETTINGS["minibatch"],
+                        help="completions per gradient step")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0, help="both runs' seed")
     parser.add_argument("--model", default="embedded", help="transformers folder or 'embedded'")
     parser.add_argument("--random-weights", action="store_true",
                         help="random weights in --model's architecture (bench_ppo.py)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="the frozen base's dtype in both (the old learner's bf16 flag)")
     args = parser.parse_args()
     if args.random_weights:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -137,20 +143,31 @@ def main() -> None:
 
         args.model = random_weights_folder(args.model)
 
+    SETTINGS.update(episodes=args.episodes, minibatch=args.minibatch_size)
+    began = time.perf_counter()
+
+    def progress(what: str) -> None:
+        print(f"[{time.perf_counter() - began:7.1f} s] {what}", file=sys.stderr, flush=True)
+
     module = load_before(args.before)
     old = module.PPOTrainer(before_config(module, args))
     new = PPOLearner(after_config(args))
+    progress("both learners built")
     for name, value in old.lora.items():
         assert torch.equal(value, new.lora[name]), f"different initial LoRA weight {name}"
 
     # 1. behaviour: the same adapters decode the same texts and earn the same scores
     for _ in range(args.train_updates):
         before_update(module, old)
+        progress("old update done")
     with torch.no_grad():
         for name, value in old.lora.items():
             new.lora[name].copy_(value)
         new.heads.load_state_dict(old.heads.state_dict())
-    a, b = before_greedy(module, old), after_greedy(new)
+    a = before_greedy(module, old)
+    progress("old greedy evaluation done")
+    b = after_greedy(new)
+    progress("new greedy evaluation done")
     pairs = [(x, y) for ea, eb in zip(a, b, strict=True) for x, y in zip(ea, eb, strict=True)]
     behaviour = {
         "episodes": len(a),
@@ -190,7 +207,7 @@ def main() -> None:
         "ratio_after_over_before_per_round": ratios,
         "settings": SETTINGS | {"task_options": TASK_OPTIONS, "threads": args.threads,
                                 "rounds": args.rounds, "model": args.model,
-                                "random_weights": args.random_weights,
+                                "random_weights": args.random_weights, "dtype": args.dtype,
                                 "device": str(new.device)},
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }))

@@ -32,7 +32,7 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                         task_options={"difficulty": "easy", "max_steps": args.max_steps},
                         max_tokens=args.max_new_tokens, token_counting="model")
         cfg = PPOConfig(model=args.model, game=game, max_new_tokens=args.max_new_tokens,
-                        eval_size=args.problems, bf16=False)
+                        eval_size=args.problems, dtype="float32")
         metrics, episodes = PPOLearner(cfg).evaluate()  # fresh LoRA adapters change nothing
         results[style] = {
             **{f"{agent}_score": metrics[f"eval/{agent}/score"]

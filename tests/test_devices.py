@@ -1,6 +1,6 @@
 """The learners and the transformers backend on every device: CPU always, CUDA when available.
 
-On CUDA the PPO base runs in bf16 (the default), as it would for a real run; a checkpoint
+On CUDA the PPO base runs in bf16 (dtype "auto"), as it would for a real run; a checkpoint
 written there must resume on the CPU.
 """
 
@@ -47,7 +47,7 @@ def ppo_config(model: str, out: Path, device: str, **overrides) -> PPOConfig:
         save_every=1,
         updates=2,
         lr=1e-2,
-        bf16=device != "cpu",  # bf16 base on the GPU (the default), fp32 on the CPU (fast)
+        dtype="auto" if device != "cpu" else "float32",  # bf16 on the GPU, fp32 on the CPU
         device=device,
         out=str(out),
     )

@@ -74,7 +74,7 @@ def config(model: str, out: Path, **overrides) -> PPOConfig:
         save_every=1,
         updates=3,
         lr=1e-2,
-        bf16=False,
+        dtype="float32",
         out=str(out),
     )
     return PPOConfig(**(base | overrides))
@@ -265,12 +265,13 @@ def test_cli_options_map_onto_the_config(tmp_path: Path) -> None:
     file = tmp_path / "run.json"
     file.write_text(json.dumps({"updates": 7, "lr": 0.5, "game": GAME.to_dict()}))
     args = parser().parse_args(
-        ["train", "ppo", "--config", str(file), "--lr", "0.01", "--bf16", "false",
+        ["train", "ppo", "--config", str(file), "--lr", "0.01", "--dtype", "float32",
          "--task-option", "max_steps=1", "--n-agents", "3", "--time-limit-s", "60",
          "--batch-size", "5", "--minibatch-size", "2", "--entropy-coef", "0.1"]
     )
     cfg = train_cli.config_from_args(PPOConfig, args, {"episodes": 4})
-    assert (cfg.updates, cfg.lr, cfg.bf16, cfg.episodes, cfg.batch_size) == (7, 0.01, False, 4, 5)
+    assert (cfg.updates, cfg.lr, cfg.dtype, cfg.episodes, cfg.batch_size) == (
+        7, 0.01, "float32", 4, 5)
     assert (cfg.minibatch_size, cfg.entropy_coef, cfg.time_limit_s) == (2, 0.1, 60.0)
     # the file's game, with the given game flags on top
     assert cfg.game == GAME.replace(n_agents=3, task_options={**GAME.task_options,
@@ -282,7 +283,9 @@ def test_cli_options_map_onto_the_config(tmp_path: Path) -> None:
     mmlu = parser().parse_args(["train", "ppo", "--task", "mmlu", "--eval-split", "dev"])
     assert train_cli.config_from_args(PPOConfig, mmlu).game.split == "test"
     with pytest.raises(SystemExit):
-        parser().parse_args(["train", "ppo", "--bf16", "maybe"])
+        parser().parse_args(["train", "ppo", "--episodes", "many"])
+    with pytest.raises(ValueError, match="unknown dtype 'bf15'"):
+        PPOConfig(dtype="bf15")
 
 
 @pytest.mark.parametrize("learner", ["ppo", "genparam"])
@@ -330,7 +333,7 @@ def test_train_ppo_arith_example_runs(tiny_model: str, tmp_path: Path, capsys) -
     example = runpy.run_path(str(script))
     run = tmp_path / "run"
     argv = ["--model", tiny_model, "--updates", "1", "--episodes", "2", "--minibatch-size", "1",
-            "--eval-size", "2", "--max-new-tokens", "3", "--threads", "1", "--bf16", "false",
+            "--eval-size", "2", "--max-new-tokens", "3", "--threads", "1", "--dtype", "float32",
             "--out", str(run), "--no-progress"]
     threads = torch.get_num_threads()
     try:
