@@ -1,29 +1,38 @@
 """A trained generation-parameter policy at inference: checkpoint in, ``GenerationParams`` out.
 
-:func:`load_inference_policy` rebuilds, from a :class:`~spgg_env.agents.genparam_policy.
-GenParamLearner` checkpoint alone, each agent's policy network, the state encoder (the frozen
-embedder named in the checkpoint, its dtype and ``max_length``; ``n_agents``; the env's
-``max_tokens``) and the :class:`~spgg_env.agents.genparam_policy.ParamRanges`, and returns a
+:func:`load_inference_policy` rebuilds, from a checkpoint of
+:class:`~spgg_env.agents.genparam_learner.GenParamLearner` alone, the game it was trained for (a
+:class:`~spgg_env.spec.GameSpec`), each agent's network, the state encoder (the frozen embedder
+named in the checkpoint, its dtype and ``max_length``; the game's ``n_agents`` and
+``max_tokens``) and the :class:`~spgg_env.agents.genparam_ranges.ParamRanges`, and returns a
 deterministic policy::
 
-    policy = load_inference_policy("leaderboard/policies/mmlu/spgg-po/checkpoint.pt")
+    policy = load_inference_policy("leaderboard/policies/mmlu/spgg-po/policy.pt", game=spec)
     params = policy(task_text, visible, position, n_agents)   # -> GenerationParams
+    params = policy.observation_params(observation)           # the same, from a v1 observation
 
-It computes the state exactly as training did (formula in :mod:`~spgg_env.agents.genparam_policy`)
-``s = [E(task), onehot(position), n_visible / (n - 1), log(1 + T_vis) / log(1 + n * max_tokens),
-E(visible)]`` with ``task_text`` the problem statement (``Problem.question``) and ``visible``
-the texts of the contributions the agent sees, and takes the **mean action** ``z = mu(h(s))``
-(no sampling), mapped through the bounded map ``low + (high - low) * sigmoid(z)`` (``top_k`` and
-``max_new_tokens`` rounded). The same state always gives the same parameters.
+It computes the state exactly as training did (:mod:`~spgg_env.agents.genparam_state`) with
+``task_text`` the problem statement (``Problem.question``, the observation's ``task``) and
+``visible`` the texts of the contributions the agent sees, and takes the **mean action**
+``z = mu(h(s))`` (no sampling) through the bounded map. The same state always gives the same
+parameters. Loaded with ``game=``, a policy trained for another game is refused, naming every
+differing field (only the split may differ: a policy trained on ``train`` plays ``test``).
+
+**Checkpoint formats.** ``spgg-genparam/2`` (this version) stores the game spec. The trained
+policies of ``leaderboard/policies`` are ``spgg-genparam/1``: their ``inference`` block lists
+``task``, ``split``, ``observation``, ``mechanism``, ``n_agents`` and ``max_tokens``, and they
+were trained (commit 26f57c1, ``GenParamLearner.for_task``) with the mechanism's default
+parameters, no task options, effort counted by the LLM's own tokenizer, the one prompt
+template of that time (today's ``"default"`` style) and the env's 4000-character action cap.
+:func:`legacy_game` turns those facts into the exact :class:`GameSpec`.
 
 :meth:`InferencePolicy.describe` identifies the policy in result files: the checkpoint's path
-and SHA-256, and what it was trained for (task, split, observation, mechanism, agents,
-iterations, embedder).
+and SHA-256, its game, and what it was trained on (split, iterations, embedder).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +40,35 @@ import torch
 from torch import nn
 
 from spgg_env.agents.backend import GenerationParams
-from spgg_env.agents.genparam_policy import (
-    PARAM_NAMES,
-    GenParamConfig,
-    GenParamPolicy,
-    ParamRanges,
-    StateEncoder,
-    TextEmbedder,
-)
+from spgg_env.agents.genparam_learner import FORMAT
+from spgg_env.agents.genparam_network import GenParamNetwork
+from spgg_env.agents.genparam_ranges import ParamRanges
+from spgg_env.agents.genparam_state import StateEncoder, TextEmbedder, observed
 from spgg_env.models import token_counter
 from spgg_env.provenance import file_sha256
+from spgg_env.spec import GameSpec
 
-#: The ``inference`` block's format tag, written by ``GenParamLearner.inference_spec``.
-CHECKPOINT_FORMAT = "spgg-genparam/1"
+#: The format of the trained leaderboard policies (before game specs).
+LEGACY_FORMAT = "spgg-genparam/1"
+#: What :func:`export_policy` keeps of a training checkpoint.
+INFERENCE_KEYS = ("format", "inference", "policies", "config", "update", "iteration", "history")
+
+
+def legacy_game(inference: Mapping[str, Any]) -> GameSpec:
+    """The exact game of a ``spgg-genparam/1`` checkpoint (see the module docstring).
+
+    Raises:
+        ValueError: If a stored field is missing or invalid.
+    """
+    try:
+        stored = {key: inference[key] for key in ("task", "split", "n_agents", "observation",
+                                                  "mechanism", "max_tokens")}
+    except KeyError as missing:
+        raise ValueError(f"a {LEGACY_FORMAT} inference block lacks {missing}") from None
+    return GameSpec.from_dict(
+        {**stored, "task_options": {}, "mechanism_params": {}, "token_counting": "model",
+         "prompt_style": "default", "max_action_chars": 4000},
+        source=f"{LEGACY_FORMAT} checkpoint")
 
 
 class InferencePolicy:
@@ -51,28 +76,21 @@ class InferencePolicy:
     :func:`load_inference_policy`).
 
     Attributes:
-        spec: The checkpoint's ``inference`` block (task, split, observation, mechanism,
-            n_agents, max_tokens, state_dim, ranges, embedder).
+        game: The game it was trained for.
+        inference: The checkpoint's ``inference`` block.
         path: The checkpoint file, as given.
         sha256: SHA-256 of the checkpoint file.
-        iterations: PPO iterations the checkpoint was trained for.
+        iterations: PPO updates the checkpoint was trained for.
     """
 
-    def __init__(
-        self,
-        policies: nn.ModuleList,
-        encoder: StateEncoder,
-        ranges: ParamRanges,
-        spec: dict[str, Any],
-        *,
-        path: str,
-        sha256: str,
-        iterations: int,
-    ) -> None:
-        self.policies = policies.eval().requires_grad_(False)
+    def __init__(self, networks: nn.ModuleList, encoder: StateEncoder, ranges: ParamRanges,
+                 game: GameSpec, inference: Mapping[str, Any], *, path: str, sha256: str,
+                 iterations: int) -> None:
+        self.networks = networks.eval().requires_grad_(False)
         self.encoder = encoder
         self.ranges = ranges
-        self.spec = spec
+        self.game = game
+        self.inference = dict(inference)
         self.path = path
         self.sha256 = sha256
         self.iterations = iterations
@@ -80,28 +98,40 @@ class InferencePolicy:
     @property
     def n_agents(self) -> int:
         """The number of agents the checkpoint was trained for."""
-        return int(self.spec["n_agents"])
+        return self.game.n_agents
+
+    def require(self, game: GameSpec) -> None:
+        """Refuse to play another game than the one trained for. The split may differ (a
+        policy trained on a train split is evaluated on the test split); nothing else may.
+
+        Raises:
+            ValueError: Naming every differing field of the game spec.
+        """
+        self.game.require(game.replace(split=self.game.split),
+                          what=f"policy checkpoint {self.path!r}")
 
     def expect(self, **facts: Any) -> None:
-        """Refuse a use the checkpoint was not trained for.
-
-        Args:
-            facts: Any of ``task``, ``observation``, ``mechanism``, ``n_agents``; ``None``
-                values are not checked.
+        """Refuse a use the checkpoint was not trained for (the fields of the game a caller
+        knows, e.g. a benchmark method: ``task``, ``observation``, ``mechanism``,
+        ``n_agents``...; ``None`` values are not checked).
 
         Raises:
             ValueError: Naming each fact that differs from the checkpoint's and how to fix it.
         """
+        trained = self.game.to_dict()
+        unknown = sorted(set(facts) - set(trained))
+        if unknown:
+            raise ValueError(f"unknown game field(s) {unknown}; valid: {sorted(trained)}")
         wrong = [
-            f"{key}={value!r} but the checkpoint was trained with {key}={self.spec.get(key)!r}"
+            f"{key}={value!r} but the checkpoint was trained with {key}={trained[key]!r}"
             for key, value in facts.items()
-            if value is not None and value != self.spec.get(key)
+            if value is not None and value != trained[key]
         ]
         if wrong:
             raise ValueError(
                 f"policy checkpoint {self.path!r} does not fit this use: " + "; ".join(wrong)
                 + ". Train a checkpoint for this setting (spgg train genparam --task ... "
-                "--agents ... --observation ...) or change the method's options"
+                "--n-agents ... --observation ...) or change the method's options"
             )
 
     @torch.no_grad()
@@ -110,7 +140,7 @@ class InferencePolicy:
         """The policy's mean pre-activations ``mu(h(s))`` for a batch of states, ``(B, 6)``."""
         states = self.encoder.encode(list(task_texts), [position] * len(task_texts),
                                      [list(v) for v in visible])
-        dist, _ = self.policies[position](states)
+        dist, _ = self.networks[position](states)
         return dist.mean
 
     def __call__(self, task_text: str, visible: Sequence[str], position: int,
@@ -133,81 +163,70 @@ class InferencePolicy:
             raise TypeError("visible must be a sequence of contribution texts, not one str")
         return self.ranges.to_params(self.mean_z([task_text], [visible], position))[0]
 
+    def observation_params(self, observation: Mapping[str, Any]) -> GenerationParams:
+        """The mean-action parameters for a v1 observation of the game (``task``,
+        ``position``, ``contributions``, ``visible``)."""
+        task_text, position, visible = observed(observation)
+        return self(task_text, visible, position, len(observation["visible"]))
+
     def describe(self) -> dict[str, Any]:
-        """Identity of the policy for result files: path, SHA-256 and training setting."""
-        keys = ("task", "split", "train_problems", "observation", "mechanism", "n_agents",
-                "max_tokens", "embedder")
+        """Identity of the policy for result files: path, SHA-256, game and training."""
+        game = self.game.to_dict()
         return {"checkpoint": self.path, "sha256": self.sha256, "iterations": self.iterations,
-                **{key: self.spec.get(key) for key in keys}}
+                "format": self.inference.get("format"), "game": game,
+                **{key: game[key] for key in ("task", "split", "observation", "mechanism",
+                                              "n_agents", "max_tokens")},
+                "train_problems": self.inference.get("train_problems"),
+                "embedder": self.inference.get("embedder")}
 
 
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(
             f"policy checkpoint {str(path)!r} does not exist; train one with "
-            f"`spgg train genparam --out DIR` (it writes DIR/checkpoint.pt)"
+            f"`spgg train genparam --out DIR` (it writes DIR/policy.pt)"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same message
         raise ValueError(
             f"cannot read policy checkpoint {str(path)!r} ({type(error).__name__}: {error}); "
-            "give a checkpoint.pt written by `spgg train genparam`"
+            "give a policy.pt written by `spgg train genparam`"
         ) from error
     if not isinstance(state, dict) or "policies" not in state:
         raise ValueError(
             f"{str(path)!r} is not a generation-parameter checkpoint (no 'policies'); give a "
-            "checkpoint.pt written by `spgg train genparam`"
+            "policy.pt written by `spgg train genparam`"
         )
-    spec = state.get("inference")
-    if not isinstance(spec, dict):
+    inference = state.get("inference")
+    if not isinstance(inference, dict):
         raise ValueError(
-            f"policy checkpoint {str(path)!r} lacks its 'inference' block (the state encoder's "
-            "embedder, n_agents, max_tokens and ranges): it was written by an older version. "
-            "Rerun its `spgg train genparam` command with the same --out to rewrite it"
+            f"policy checkpoint {str(path)!r} lacks its 'inference' block (the game, the state "
+            "encoder's embedder and the ranges): it was written by an older version; retrain it "
+            "with `spgg train genparam`"
         )
-    if spec.get("format") != CHECKPOINT_FORMAT:
+    if inference.get("format") not in (LEGACY_FORMAT, FORMAT):
         raise ValueError(
-            f"policy checkpoint {str(path)!r} has format {spec.get('format')!r}; this version "
-            f"reads {CHECKPOINT_FORMAT!r}"
+            f"policy checkpoint {str(path)!r} has format {inference.get('format')!r}; this "
+            f"version reads {FORMAT!r} and {LEGACY_FORMAT!r}"
         )
     return state
 
 
-def _embedder(spec: dict[str, Any], path: Path, device: str) -> TextEmbedder:
-    source = spec.get("embedder")
-    if not source:
-        raise ValueError(
-            f"policy checkpoint {str(path)!r} was trained with an embedder object whose source "
-            "is unknown, so it cannot be rebuilt; pass embedder= to load_inference_policy"
-        )
-    from transformers import AutoModel, AutoTokenizer
-
-    name = str(source["model"])
-    if name == "embedded":
-        from spgg_env.embedded_model import embedded_model_path
-
-        name = str(embedded_model_path())
-    # loaded in the training dtype (not cast afterwards: a cast also rounds the rotary buffers)
-    model = AutoModel.from_pretrained(name, dtype=getattr(torch, source.get("dtype", "float32")))
-    tokenizer = AutoTokenizer.from_pretrained(name)
-    return TextEmbedder(model.to(device), tokenizer, max_length=int(source["max_length"]))
-
-
 def export_policy(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the inference part of a training checkpoint (networks, ``inference`` block, config,
-    iteration, history; no optimiser or generator state) to ``out``: about a third of the size,
-    and what :func:`load_inference_policy` reads."""
+    update count, history; no optimiser state) to ``out``: about a third of the size, and what
+    :func:`load_inference_policy` reads."""
     state = _read(Path(checkpoint))
-    keep = ("inference", "policies", "config", "iteration", "history")
     out = Path(out)
-    torch.save({key: state[key] for key in keep if key in state}, out)
+    torch.save({key: state[key] for key in INFERENCE_KEYS if key in state}, out)
     return out
 
 
 def load_inference_policy(
     path: str | Path,
     *,
+    game: GameSpec | None = None,
     embedder: Any = None,
     device: str = "cpu",
     **expected: Any,
@@ -215,49 +234,62 @@ def load_inference_policy(
     """Rebuild a trained policy from its checkpoint for inference (see the module docstring).
 
     Args:
-        path: A ``checkpoint.pt`` written by ``GenParamLearner.save`` / ``spgg train genparam``.
+        path: A ``policy.pt`` or ``checkpoint.pt`` written by ``spgg train genparam``.
+        game: The game it will play; a policy trained for another is refused.
         embedder: A ready embedder to use instead of the one the checkpoint names.
-        device: Where the embedder runs (the small policy networks run on the CPU).
-        expected: Facts to check now (``task``, ``observation``, ``mechanism``,
+        device: Where the embedder runs (the small networks run on the CPU).
+        expected: Single game fields to check now (``task``, ``observation``, ``mechanism``,
             ``n_agents``; see :meth:`InferencePolicy.expect`).
 
     Raises:
         FileNotFoundError: If there is no such file.
-        ValueError: If the file is not a readable checkpoint of this format, its embedder
-            cannot be rebuilt or gives another state size, or ``expected`` differs.
+        ValueError: If the file is not a readable checkpoint of a known format, its embedder
+            cannot be rebuilt or gives another state size, or it was trained for another game.
     """
     path = Path(path)
     state = _read(path)
-    spec = dict(state["inference"])
-    ranges_spec = dict(spec["ranges"])
-    ranges = ParamRanges(
-        **{name: tuple(ranges_spec[name]) for name in PARAM_NAMES},
-        initial=dict(ranges_spec["initial"]),
-    )
-    config = GenParamConfig(**state.get("config", {}))
-    embedder = embedder if embedder is not None else _embedder(spec, path, device)
-    encoder = StateEncoder(embedder, int(spec["n_agents"]), int(spec["max_tokens"]),
+    inference = dict(state["inference"])
+    if inference["format"] == LEGACY_FORMAT:
+        trained = legacy_game(inference)
+        config = state.get("config", {})
+        network = {"hidden": config.get("hidden", 64),
+                   "init_log_std": config.get("init_log_std", -0.5)}
+        iterations = int(state.get("iteration", 0))
+    else:
+        trained = GameSpec.from_dict(inference["game"], source=f"policy checkpoint {str(path)!r}")
+        network = inference["network"]
+        iterations = int(state.get("update", 0))
+    ranges = ParamRanges.from_dict(inference["ranges"])
+    if embedder is None:
+        if not inference.get("embedder"):
+            raise ValueError(
+                f"policy checkpoint {str(path)!r} was trained with an embedder object whose "
+                "source is unknown, so it cannot be rebuilt; pass embedder= to "
+                "load_inference_policy")
+        embedder = TextEmbedder.from_source(inference["embedder"], device)
+    encoder = StateEncoder(embedder, trained.n_agents, trained.max_tokens,
                            token_counter(embedder.tokenizer))
-    if encoder.dim != int(spec["state_dim"]):
+    if encoder.dim != int(inference["state_dim"]):
         raise ValueError(
-            f"policy checkpoint {str(path)!r} needs states of size {spec['state_dim']} but the "
-            f"embedder {spec.get('embedder')!r} gives {encoder.dim}: use the model it was "
-            "trained with"
+            f"policy checkpoint {str(path)!r} needs states of size {inference['state_dim']} but "
+            f"the embedder {inference.get('embedder')!r} gives {encoder.dim}: use the model it "
+            "was trained with"
         )
-    policies = nn.ModuleList(
-        GenParamPolicy(encoder.dim, ranges, config) for _ in range(int(spec["n_agents"]))
+    networks = nn.ModuleList(
+        GenParamNetwork(encoder.dim, ranges, int(network["hidden"]),
+                        float(network["init_log_std"]))
+        for _ in range(trained.n_agents)
     )
     try:
-        policies.load_state_dict(state["policies"])
+        networks.load_state_dict(state["policies"])
     except RuntimeError as error:
         raise ValueError(
             f"policy checkpoint {str(path)!r}: its networks do not match its own description "
             f"({error})"
         ) from error
-    policy = InferencePolicy(
-        policies, encoder, ranges, spec, path=str(path), sha256=file_sha256(path),
-        iterations=int(state.get("iteration", 0)),
-    )
+    policy = InferencePolicy(networks, encoder, ranges, trained, inference, path=str(path),
+                             sha256=file_sha256(path), iterations=iterations)
+    if game is not None:
+        policy.require(game)
     policy.expect(**expected)
     return policy
-

@@ -21,11 +21,11 @@ u_min)``, the same affine map for every agent, so no ordering of payoffs changes
 Runs are vectorised: ``runs`` independent replications (one seed each) advance together, one
 mechanism call per round for all of them.
 
-**Text game** (:func:`play_text`). The arms are generation presets (effort levels: low, medium
-and high ``max_new_tokens`` and temperature); every agent's bandit picks a preset per episode, its
-LLM generates with it, and the bandit is paid the agent's mechanism reward from the env, scaled
-with the text-game bounds of :func:`reward_bounds` (``levels=None``). Works with any
-:class:`~spgg_env.agents.backend.Backend`.
+**Text game** (:func:`play_text`, :class:`PresetBandits`). The arms are generation presets
+(effort levels: low, medium and high ``max_new_tokens`` and temperature); every agent's bandit
+picks a preset per episode, its LLM generates with it on the episode engine, and the bandit is
+paid the agent's reward (``step.reward``), scaled with the text-game bounds of
+:func:`reward_bounds` (``levels=None``). Works with any :class:`~spgg_env.agents.backend.Backend`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from spgg_env.agents.backend import Backend, GenerationParams
+from spgg_env.agents.engine import Request
 from spgg_env.baselines.bandits import Bandit, make_bandit, scale_rewards
 from spgg_env.mechanism import Mechanism, make_mechanism
+from spgg_env.seeding import LEARNER, derive_seed
+from spgg_env.spec import GameSpec
 
 OBSERVATIONS = ("full", "partial", "none")
 
@@ -330,9 +333,11 @@ class TextResult:
     Attributes:
         presets: Arm names, in arm order.
         chosen: Preset index per episode and agent, shape ``(episodes, n)``.
-        rewards: Raw mechanism rewards, shape ``(episodes, n)``.
+        rewards: Mechanism rewards (``step.reward``), shape ``(episodes, n)``; NaN for an
+            episode that failed.
         scores: Evaluator scores of each contribution, shape ``(episodes, n)``.
         learners: One context-free bandit per agent.
+        episodes: The episodes, as the engine played them.
     """
 
     presets: list[str]
@@ -340,68 +345,131 @@ class TextResult:
     rewards: NDArray[np.float64]
     scores: NDArray[np.float64]
     learners: list[Bandit] = field(repr=False)
+    episodes: list[Any] = field(default_factory=list, repr=False)
 
     def greedy_presets(self) -> list[str]:
         """Each agent's currently preferred preset."""
         return [self.presets[int(learner.greedy()[0, 0])] for learner in self.learners]
 
 
+class PresetBandits:
+    """Independent context-free bandits over generation presets, one per agent: a policy of the
+    episode engine and a learner (``act(agent, observations, *, greedy=False)`` picks a preset
+    per observation and asks the engine to generate with it; ``learn(episodes)`` pays each
+    agent's bandit its episode reward, scaled into [0, 1] with the text-game bounds of
+    :func:`reward_bounds`).
+
+    Args:
+        game: The text game (its mechanism and number of agents).
+        algorithm: Bandit algorithm name.
+        presets: Arm name -> generation parameters.
+        seed: Agent i's bandit draws from the stream ``(seed, LEARNER, "bandit", i)``.
+        bandit_options: Extra options for the bandits.
+        system_prompt: Optional system message put before every prompt.
+        backend: The engine key of the backend that generates.
+
+    Raises:
+        ValueError: With fewer than 2 presets.
+    """
+
+    def __init__(self, game: GameSpec, algorithm: str, presets: Mapping[str, GenerationParams],
+                 *, seed: int = 0, bandit_options: Mapping[str, float] | None = None,
+                 system_prompt: str | None = None, backend: str = "model") -> None:
+        from spgg_env.agents.llm_agent import LLMAgent
+
+        self.names = list(presets)
+        if len(self.names) < 2:
+            raise ValueError(f"need at least 2 presets to choose among, got {self.names}")
+        self.arms = [presets[name] for name in self.names]
+        self.n_agents = game.n_agents
+        self.bounds = reward_bounds(make_mechanism(game.mechanism, **game.mechanism_params),
+                                    self.n_agents)
+        self.bandits = {
+            f"agent_{i}": make_bandit(algorithm, len(self.arms), 1, 1,
+                                      derive_seed(seed, LEARNER, "bandit", i),
+                                      **(bandit_options or {}))
+            for i in range(self.n_agents)
+        }
+        self.agents = {a: LLMAgent(a, None, system_prompt=system_prompt or "",
+                                   n_agents=self.n_agents) for a in self.bandits}
+        self.backend = backend
+
+    def act(self, agent: str, observations: Sequence[Mapping[str, Any]], *,
+            greedy: bool = False) -> list[Request]:
+        """One request per observation with the preset ``agent``'s bandit picks (its best so
+        far with ``greedy``); the arm travels in ``meta["arm"]``."""
+        bandit, zero = self.bandits[agent], np.zeros(1, dtype=np.int64)
+        out = []
+        for observation in observations:
+            arm = int(bandit.greedy()[0, 0] if greedy else bandit.select(zero)[0])
+            out.append(Request(self.agents[agent].chat(observation), self.arms[arm],
+                               role=agent, backend=self.backend, meta={"arm": arm}))
+        return out
+
+    def learn(self, episodes: Sequence[Any]) -> dict[str, float]:
+        """Update each agent's bandit with its scaled reward in every finished episode."""
+        zero = np.zeros(1, dtype=np.int64)
+        rewards: dict[str, list[float]] = {agent: [] for agent in self.bandits}
+        for episode in episodes:
+            if not episode.finished:
+                continue
+            for step in episode.steps:
+                scaled = scale_rewards(np.array([step.reward]), *self.bounds)
+                arm = np.array([step.request.meta["arm"]], dtype=np.int64)
+                self.bandits[step.agent].update(zero, arm, scaled)
+                rewards[step.agent].append(float(step.reward))
+        return {f"{agent}/reward": float(np.mean(r)) for agent, r in rewards.items() if r}
+
+
 def play_text(
-    env: Any,
+    game: GameSpec,
     backend: Backend,
     algorithm: str = "ucb1",
     *,
     episodes: int = 20,
-    presets: dict[str, GenerationParams] | None = None,
+    presets: Mapping[str, GenerationParams] | None = None,
     seed: int = 0,
-    bandit_options: dict[str, float] | None = None,
+    bandit_options: Mapping[str, float] | None = None,
     system_prompt: str | None = None,
 ) -> TextResult:
-    """Bandits over generation presets in the text game, one per agent, one preset per episode.
+    """Bandits over generation presets in the text game, one per agent, one preset per episode,
+    played on the episode engine (each bandit learns after every episode).
+
+    Episode e resets with ``episode_seed(seed, e)`` (a problem drawn from its seed) and samples
+    with ``generation_seed(seed, e, i)``.
 
     Args:
-        env: A text-game env from ``spgg_env.aec_env`` (any task, PO or FO).
+        game: The text game (any task, PO or FO).
         backend: Generates the agents' contributions.
         algorithm: Bandit algorithm name.
         episodes: Episodes to play (one problem each).
         presets: Arm name -> generation parameters (default :data:`PRESETS`).
-        seed: Seeds the bandits, the env resets and the backend calls.
+        seed: Root seed of the bandits, the episodes and the sampling.
         bandit_options: Extra options for the bandit.
         system_prompt: Optional system message put before every prompt.
 
     Returns:
-        Every choice, reward and score, and the trained learners.
+        Every choice, reward and score, the trained learners and the episodes.
     """
-    from spgg_env.agents.genparam_policy import play_text_episode
+    from spgg_env.agents.engine import Engine
+    from spgg_env.agents.episodes import EpisodeRunner
 
-    arms = dict(presets or PRESETS)
-    names = list(arms)
-    if len(names) < 2:
-        raise ValueError(f"need at least 2 presets to choose among, got {names}")
-    base = env.unwrapped
-    n = len(base.possible_agents)
-    low, high = reward_bounds(base.mechanism, n)
-    learners = [
-        make_bandit(algorithm, len(names), 1, 1, seed * 1000 + i, **(bandit_options or {}))
-        for i in range(n)
-    ]
-    zero = np.zeros(1, dtype=np.int64)
+    policy = PresetBandits(game, algorithm, presets or PRESETS, seed=seed,
+                           bandit_options=bandit_options, system_prompt=system_prompt)
+    runner = EpisodeRunner(game, policy, Engine({policy.backend: backend}, seed=seed))
+    n = game.n_agents
     chosen = np.zeros((episodes, n), dtype=np.int64)
-    rewards = np.zeros((episodes, n))
-    scores = np.zeros((episodes, n))
-    for ep in range(episodes):
-        chosen[ep] = [int(learner.select(zero)[0]) for learner in learners]
-        steps = play_text_episode(
-            env,
-            backend,
-            lambda position, _obs, ep=ep: arms[names[chosen[ep, position]]],
-            seed=seed * 100_003 + ep,
-            system_prompt=system_prompt,
-        )
-        rewards[ep] = [s.reward for s in steps]
-        scores[ep] = [s.info.get("score", 0.0) for s in steps]
-        scaled = scale_rewards(rewards[ep], low, high)
-        for i, learner in enumerate(learners):
-            learner.update(zero, chosen[ep, i : i + 1], scaled[i : i + 1])
-    return TextResult(names, chosen, rewards, scores, learners)
-
+    rewards = np.full((episodes, n), np.nan)
+    scores = np.full((episodes, n), np.nan)
+    played = []
+    for e in range(episodes):
+        (episode,) = runner.run(1, seed=seed, first_episode=e, sweep=False)
+        policy.learn([episode])
+        played.append(episode)
+        for step in episode.steps:
+            i = step.position
+            chosen[e, i] = step.request.meta["arm"]
+            if episode.finished:
+                rewards[e, i], scores[e, i] = step.reward, step.info.get("score", np.nan)
+    return TextResult(policy.names, chosen, rewards, scores, list(policy.bandits.values()),
+                      played)

@@ -1,11 +1,18 @@
 """Seconds per PPO update and peak memory of the PPO LLM learner (agents/ppo.py).
 
-Default model (the embedded SmolLM2-135M-Instruct), 3 agents on easy ``arith``, batch 8
-(8 episodes per update = 8 completions per agent), after ``--warmup`` untimed updates::
+Every option of ``spgg train ppo`` sets the run (default: the embedded SmolLM2-135M-Instruct,
+3 agents on easy ``arith``, 8 episodes per update, 48 new tokens, temperature 1); after
+``--warmup`` untimed updates, ``--timed-updates`` updates are timed, each split into the rollout
+(``PPOLearner.play_update``: the episodes on the engine) and the update
+(``PPOLearner.learn``)::
 
-    python benchmarks/bench_ppo.py --updates 2 --max-new-tokens 48
-    python benchmarks/bench_ppo.py --no-bf16        # fp32 base, for comparison
+    python benchmarks/bench_ppo.py --timed-updates 2 --threads 1
+    python benchmarks/bench_ppo.py --dtype float32     # fp32 base, for comparison
     python benchmarks/bench_ppo.py --device cuda --model DIR --random-weights
+    # the settings of examples/train_ppo_arith.py, smaller batch:
+    python benchmarks/bench_ppo.py --task-option difficulty=easy --task-option max_steps=1 \
+        --prompt-style compact --max-tokens 32 --max-new-tokens 32 --temperature 0.7 \
+        --episodes 8 --minibatch-size 4 --threads 1
 
 Prints one JSON line: rollout and update seconds per PPO update (median over the timed
 updates), tokens generated, the process's peak RSS in GiB (``ru_maxrss``, so run one setting
@@ -33,6 +40,9 @@ from pathlib import Path
 
 import torch
 
+#: The benchmark's run where it differs from PPOConfig's defaults (options override it).
+DEFAULTS = {"episodes": 8, "minibatch_size": 4, "temperature": 1.0}
+
 
 def random_weights_folder(folder: str) -> str:
     """A copy of ``folder``'s model with random weights (seed 0) and its tokenizer files."""
@@ -53,79 +63,63 @@ def random_weights_folder(folder: str) -> str:
 
 
 def main() -> None:
-    from spgg_env.agents.ppo import PPOConfig, PPOTrainer, play, ppo_update
+    from spgg_env.agents.ppo import PPOConfig, PPOLearner
+    from spgg_env.agents.train_cli import add_config_arguments, config_from_args
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="transformers folder (default: embedded)")
-    parser.add_argument("--episodes", type=int, default=8, help="batch: episodes per update")
-    parser.add_argument("--updates", type=int, default=2, help="timed updates")
+    parser.add_argument("--timed-updates", type=int, default=2, help="updates timed")
     parser.add_argument("--warmup", type=int, default=1, help="untimed updates first")
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--no-bf16", action="store_true", help="fp32 base instead of bf16")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     parser.add_argument("--random-weights", action="store_true",
                         help="random weights in --model's architecture (see the docstring)")
+    add_config_arguments(parser, PPOConfig)
     args = parser.parse_args()
     if args.random_weights and args.model is None:
         parser.error("--random-weights needs --model DIR (a folder with config.json)")
-    model = random_weights_folder(args.model) if args.random_weights else args.model
-
-    cfg = PPOConfig(
-        model=model,
-        task_options={"difficulty": "easy"},
-        episodes=args.episodes,
-        minibatch=min(4, args.episodes),
-        max_new_tokens=args.max_new_tokens,
-        temperature=1.0,
-        bf16=not args.no_bf16,
-        threads=args.threads,
-        device=args.device,
-        out_dir=tempfile.mkdtemp(prefix="bench_ppo_"),
-    )
-    trainer = PPOTrainer(cfg)
-    device = next(trainer.model.parameters()).device
-    cuda = device.type == "cuda"
+    if args.random_weights:
+        args.model = random_weights_folder(args.model)
+    if args.out is None:
+        args.out = tempfile.mkdtemp(prefix="bench_ppo_")
+    cfg = config_from_args(PPOConfig, args, DEFAULTS)
+    learner = PPOLearner(cfg)
+    cuda = learner.device.type == "cuda"
 
     def now() -> float:
         if cuda:
-            torch.cuda.synchronize(device)
+            torch.cuda.synchronize(learner.device)
         return time.perf_counter()
 
     rollout_s, update_s, tokens = [], [], []
-    for step in range(args.warmup + args.updates):
-        indices = trainer.rng.integers(trainer.n_train, size=cfg.episodes)
-        seeds = [int(trainer.rng.integers(2**31)) + e for e in range(cfg.episodes)]
+    for step in range(args.warmup + args.timed_updates):
         start = now()
-        rollouts, _ = play(
-            trainer.model, trainer.tokenizer, trainer.train_envs, indices, cfg,
-            greedy=False, seeds=seeds,
-        )
+        episodes = learner.play_update()
         middle = now()
-        ppo_update(trainer.model, trainer.heads, trainer.optimizer, rollouts, cfg, trainer.rng)
+        metrics = learner.learn(episodes)
         end = now()
         if step >= args.warmup:  # warm-up updates load kernels and caches
             rollout_s.append(middle - start)
             update_s.append(end - middle)
-            tokens.append(sum(int(r.mask.sum()) for r in rollouts))
+            tokens.append(metrics["perf/tokens"])
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gpu = {}
     if cuda:
         gpu = {
-            "gpu": torch.cuda.get_device_name(device),
-            "peak_gpu_allocated_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2),
-            "peak_gpu_reserved_gib": round(torch.cuda.max_memory_reserved(device) / 2**30, 2),
+            "gpu": torch.cuda.get_device_name(learner.device),
+            "peak_gpu_allocated_gib": round(
+                torch.cuda.max_memory_allocated(learner.device) / 2**30, 2),
+            "peak_gpu_reserved_gib": round(
+                torch.cuda.max_memory_reserved(learner.device) / 2**30, 2),
         }
     print(json.dumps({
-        "model": args.model or "embedded SmolLM2-135M-Instruct",
+        "model": cfg.model,
         "weights": "random (seed 0)" if args.random_weights else "pretrained",
-        "device": str(device),
-        "base_dtype": "bf16" if cfg.bf16 else "fp32",
-        "batch_episodes": cfg.episodes,
-        "n_agents": cfg.n_agents,
+        "device": str(learner.device),
+        "base_dtype": str(next(learner.model.parameters()).dtype).removeprefix("torch."),
+        "game": cfg.game.to_dict(),
+        "episodes": cfg.episodes,
+        "batch_size": cfg.batch_size,
         "max_new_tokens": cfg.max_new_tokens,
         "epochs": cfg.epochs,
-        "minibatch": cfg.minibatch,
+        "minibatch_size": cfg.minibatch_size,
         "rollout_s": round(statistics.median(rollout_s), 2),
         "update_s": round(statistics.median(update_s), 2),
         "total_s_per_ppo_update": round(statistics.median(

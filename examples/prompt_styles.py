@@ -1,10 +1,11 @@
 """How much a very small model gets right under each prompt style of the env.
 
 Greedy play of ``--problems`` held-out ``arith`` problems (one step by default) by an untrained
-model, exactly as the PPO learner starts (``spgg_env.agents.ppo.play``: chat template, no system
-prompt), once per prompt style. Prints, per style, each agent's mean task score under the
-task's strict answer format (the env's reward) and, for the same texts, under the lenient
-baseline reading, the group's score, mean tokens per contribution and the mean reward::
+model, exactly as the PPO learner evaluates before training (``PPOLearner.evaluate``: the
+episode engine, chat template, no system prompt), once per prompt style. Prints, per style,
+each agent's mean task score under the task's strict answer format (the env's reward) and, for
+the same texts, under the lenient baseline reading, the group's score, mean tokens per
+contribution and the mean reward::
 
     python examples/prompt_styles.py --threads 1          # the embedded SmolLM2-135M
     python examples/prompt_styles.py --max-steps 2 --max-new-tokens 48
@@ -18,58 +19,64 @@ prompt as it was before it showed one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 
 import numpy as np
 import torch
 
-from spgg_env.agents.ppo import PPOConfig, load_policies, make_envs, play
+from spgg_env.agents.ppo import PPOConfig, PPOLearner
 from spgg_env.prompts import PROMPT_STYLES
+from spgg_env.spec import GameSpec
 from spgg_env.tasks.arith import ArithTask
 
 
-def arith_task(args: argparse.Namespace, answer_format: str = "strict") -> ArithTask:
-    """The measured task; ``--format-line`` replaces its instruction's last line."""
-    task = ArithTask(difficulty="easy", max_steps=args.max_steps, answer_format=answer_format)
-    if args.format_line is not None:
-        head = task.instruction.splitlines()[0]
-        task.instruction = f"{head}\n{args.format_line}" if args.format_line else head
-    return task
+@contextlib.contextmanager
+def format_line(line: str | None):
+    """While open, ``--format-line`` replaces the last line of arith's instruction (``None``:
+    the task as shipped; ``""``: no format line)."""
+    shipped = ArithTask.instruction
+    if line is not None:
+        head = shipped.splitlines()[0]
+        ArithTask.instruction = f"{head}\n{line}" if line else head
+    try:
+        yield
+    finally:
+        ArithTask.instruction = shipped
 
 
 def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Per prompt style: agent scores, group score, tokens and reward of greedy play."""
     torch.set_num_threads(args.threads)
-    task, lenient = arith_task(args), arith_task(args, "lenient")
-    # a ready task: make_envs passes it through make_task, which shares it between the envs
-    base = PPOConfig(model=args.model, task=task, max_new_tokens=args.max_new_tokens,
-                     n_agents=args.agents, bf16=False)
-    tokenizer, model, _ = load_policies(base)  # fresh LoRA adapters change nothing yet
     results = {}
     for style in args.styles:
-        cfg = PPOConfig(**{**base.__dict__, "prompt_style": style})
-        envs = make_envs(cfg, "test", args.problems, tokenizer)
-        indices = list(range(args.problems))
-        _, infos = play(model, tokenizer, envs, indices, cfg, greedy=True, seeds=indices)
-        problems = [env.unwrapped.problem for env in envs]
-        row = {}
-        for i, agent in enumerate(infos):
-            row[f"agent_{i}_score"] = float(np.mean([x["score"] for x in agent]))
-            lenient_scores = [lenient.score(p, x["contribution"]).value
-                              for p, x in zip(problems, agent, strict=True)]
-            row[f"agent_{i}_lenient"] = float(np.mean(lenient_scores))
+        game = GameSpec(task="arith", split="train", prompt_style=style, n_agents=args.agents,
+                        task_options={"difficulty": "easy", "max_steps": args.max_steps},
+                        max_tokens=args.max_new_tokens, token_counting="model")
+        cfg = PPOConfig(model=args.model, game=game, max_new_tokens=args.max_new_tokens,
+                        eval_size=args.problems, dtype="float32")
+        with format_line(args.format_line):
+            metrics, episodes = PPOLearner(cfg).evaluate()  # fresh LoRA: nothing learnt yet
+        lenient = game.replace(split=cfg.eval_split,
+                               task_options={**game.task_options, "answer_format": "lenient"})
+        lenient_task = lenient.make_task()
+        problems = lenient_task.problems(cfg.eval_split)
+        agents = [s.agent for s in episodes[0].steps]
         results[style] = {
-            **row,
-            "group_score": float(np.mean([x["group_score"] for x in infos[-1]])),
-            "tokens": float(np.mean([x["tokens"] for a in infos for x in a])),
-            "reward": float(np.mean([x["reward_components"]["total"] for a in infos for x in a])),
+            **{f"{agent}_score": metrics[f"eval/{agent}/score"] for agent in agents},
+            **{f"{agent}_lenient": float(np.mean([
+                lenient_task.score(problems[e.index], e.steps[i].action).value
+                for e in episodes])) for i, agent in enumerate(agents)},
+            "group_score": metrics["eval/task_score"],
+            "tokens": float(np.mean([s.info["tokens"] for e in episodes for s in e.steps])),
+            "reward": metrics["eval/reward"],
         }
     return results
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="transformers folder (default: embedded)")
+    parser.add_argument("--model", default="embedded", help="transformers folder or 'embedded'")
     parser.add_argument("--problems", type=int, default=64)
     parser.add_argument("--max-steps", type=int, default=1, help="arith steps per problem (1-2)")
     parser.add_argument("--max-new-tokens", type=int, default=32)

@@ -3,7 +3,8 @@
 The settings of the reported run (docs/ppo.md, runs_committed/ppo_arith_compact/); any option of
 ``spgg train ppo`` overrides them, e.g. a quick smoke run::
 
-    python examples/train_ppo_arith.py --updates 1 --episodes 2 --minibatch 2 --eval-size 2
+    python examples/train_ppo_arith.py --updates 1 --episodes 2 --minibatch-size 2 \
+        --eval-size 2 --out runs/ppo_smoke
 
 Then plot the learning curve::
 
@@ -17,27 +18,31 @@ import sys
 from pathlib import Path
 
 from spgg_env.agents import train_cli
+from spgg_env.agents.ppo import PPOConfig
+from spgg_env.spec import GameSpec
 
+#: One-step easy arith, compact prompt, 3 agents, partial observation, MAC-SPGG defaults; a
+#: contribution of 32 model tokens has effort 1 (the generation cap).
+GAME = GameSpec(task="arith", task_options={"difficulty": "easy", "max_steps": 1},
+                split="train", n_agents=3, prompt_style="compact", max_tokens=32,
+                token_counting="model")
 DEFAULTS = {
-    "task": "arith",
-    "task_options": {"difficulty": "easy", "max_steps": 1},
-    "prompt_style": "compact",
-    "n_agents": 3,
+    "game": GAME,
     "episodes": 16,
-    "minibatch": 8,
+    "batch_size": 32,
+    "minibatch_size": 8,
     "epochs": 2,
     "max_new_tokens": 32,
     "temperature": 0.7,
     "lr": 3e-4,
     "beta": 0.05,
     "eval_size": 64,
-    "eval_batch": 32,
     "eval_every": 10,
     "save_every": 5,
     "updates": 400,
     "time_limit_s": 3300.0,
     "threads": 2,
-    "out_dir": "runs/ppo_arith",
+    "out": "runs/ppo_arith",
 }
 
 
@@ -70,10 +75,16 @@ def plot(run: Path) -> Path:
     return out
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--plot":
-        print(plot(Path(sys.argv[2])))
-        raise SystemExit(0)
+def main(argv: list[str] | None = None) -> int:
+    """Train with :data:`DEFAULTS` under the given options (``--plot RUN`` draws a run)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--plot":
+        print(plot(Path(argv[1])))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    train_cli.add_arguments(parser)
-    raise SystemExit(train_cli.main(parser.parse_args(), DEFAULTS))
+    train_cli.add_config_arguments(parser, PPOConfig)
+    return train_cli.main_ppo(parser.parse_args(argv), DEFAULTS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

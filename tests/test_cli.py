@@ -19,7 +19,7 @@ from spgg_env import cli
         (["bench", "run", "benchmarks/configs/mmlu-cot.yaml"], "bench"),
         (["bench", "leaderboard", "leaderboard/results", "--out", "x"], "bench"),
         (["train", "ppo", "--updates", "1"], "train"),
-        (["train", "genparam", "--iterations", "1"], "train"),
+        (["train", "genparam", "--updates", "1"], "train"),
     ],
 )
 def test_documented_commands_parse(argv: list[str], command: str) -> None:

@@ -1,8 +1,11 @@
 """A trained generation-parameter checkpoint at inference: rebuilt from the file alone, the
 learner's mean action, used by the trained MAC-SPGG ensembles and ECON-learned, and refused with
-a clear message when it does not fit (tiny random LM: plumbing, not quality)."""
+a clear message when it does not fit (tiny random LM: plumbing, not quality); the nine trained
+leaderboard policies (the format before game specs) verify under their exact game spec."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +15,10 @@ from spgg_env.agents.backend import GenerationParams
 from spgg_env.agents.genparam_inference import (
     export_policy,
     file_sha256,
+    legacy_game,
     load_inference_policy,
 )
-from spgg_env.agents.genparam_policy import GenParamLearner
+from spgg_env.agents.genparam_learner import GenParamConfig, GenParamLearner
 from spgg_env.agents.tiny_lm import save_tiny_lm
 from spgg_env.baselines.bench_config import BenchConfig
 from spgg_env.baselines.bench_results import ResultError, load_result
@@ -31,13 +35,17 @@ GAME = GameSpec(task="arith", n_agents=2, observation="partial", max_tokens=24,
 TASK_TEXT = "Ann has 3 apples and buys 4 more. How many apples does she have?"
 
 
-def train(folder, model: str, observation: str, n_agents: int = 2) -> GenParamLearner:
-    """One PPO iteration on arith with the tiny model; checkpoint at folder/checkpoint.pt."""
-    learner = GenParamLearner.for_task(
-        "arith", model=model, n_agents=n_agents, n_envs=2, observation=observation,
-        max_tokens=24,
-    )
-    learner.train(1, checkpoint=folder / "checkpoint.pt", progress=False)
+def game(observation: str, n_agents: int = 2) -> GameSpec:
+    return GameSpec(task="arith", n_agents=n_agents, observation=observation, max_tokens=24,
+                    token_counting="model")
+
+
+def train(folder, model: str, observation: str, n_agents: int = 2, **options) -> GenParamLearner:
+    """One PPO update on arith with the tiny model; checkpoint at folder/checkpoint.pt."""
+    config = GenParamConfig(game=game(observation, n_agents), model=model, episodes=2,
+                            updates=1, out=str(folder))
+    learner = GenParamLearner.from_config(config, **options)
+    learner.train(progress=False)
     return learner
 
 
@@ -55,7 +63,7 @@ def trained(tmp_path_factory):
 
 def learner_mean_params(learner: GenParamLearner, visible: list[str], position: int):
     states = learner.encoder.encode([TASK_TEXT], [position], [visible])
-    z, _, _ = learner.policies[position].act(states, deterministic=True)
+    z, _, _ = learner.networks[position].act(states, deterministic=True)
     return z, learner.ranges.to_params(z)[0]
 
 
@@ -63,7 +71,7 @@ def test_loaded_policy_gives_the_learners_mean_action(trained, tmp_path):
     learner, path = trained["partial"]
     policy = load_inference_policy(path)
     assert policy.n_agents == 2 and policy.iterations == 1
-    assert policy.spec["observation"] == "partial" and policy.spec["task"] == "arith"
+    assert policy.game == game("partial")
     for position, visible in ((0, []), (1, ["I think it is 7."])):
         z, params = learner_mean_params(learner, visible, position)
         torch.testing.assert_close(policy.mean_z([TASK_TEXT], [visible], position), z)
@@ -148,11 +156,11 @@ def test_checkpoint_that_does_not_fit_is_refused_with_the_reason(trained, tmp_pa
     _, partial = trained["partial"]
     task, backend = arith_setup()
     problem = task.problems("test")[0]
-    for game, named in ((GAME.replace(n_agents=3), "n_agents: 3 vs 2"),
+    for other, named in ((GAME.replace(n_agents=3), "n_agents: 3 vs 2"),
                         (GAME.replace(observation="full"), "observation: 'full' vs 'partial'"),
                         (GAME.replace(max_tokens=512, token_counting="approx"),
                          "max_tokens: 512 vs 24; token_counting: 'approx' vs 'model'")):
-        method = make_method("spgg", game=game, policy_checkpoint=str(partial))
+        method = make_method("spgg", game=other, policy_checkpoint=str(partial))
         with pytest.raises(ValueError, match="was made for another game") as info:
             run_episode(method, task, problem, backend, GREEDY)
         assert named in str(info.value)
@@ -167,6 +175,14 @@ def test_checkpoint_that_does_not_fit_is_refused_with_the_reason(trained, tmp_pa
         policy(TASK_TEXT, [], 2, 2)
     with pytest.raises(ValueError, match="task='gsm8k'"):
         policy.expect(task="gsm8k")
+    with pytest.raises(ValueError, match="unknown game field"):
+        policy.expect(agents=2)
+    # the whole game: every differing field named; another split is fine (train -> test)
+    policy.require(game("partial").replace(split="train"))
+    with pytest.raises(ValueError, match=r"another game \(max_tokens: 24 vs 32; "
+                                         r"token_counting: 'model' vs 'approx'\)"):
+        load_inference_policy(partial, game=game("partial").replace(
+            max_tokens=32, token_counting="approx"))
 
 
 def test_bad_checkpoint_files_are_named(trained, tmp_path):
@@ -196,8 +212,8 @@ def test_bad_checkpoint_files_are_named(trained, tmp_path):
         load_inference_policy(tmp_path / "no_source.pt")
 
 
-def test_training_keeps_benchmark_problems_out(trained):
-    from spgg_env.agents.genparam_cli import training_uids
+def test_training_keeps_benchmark_problems_out(trained, tmp_path):
+    from spgg_env.agents.genparam_learner import training_uids
     from spgg_env.tasks import make_task
 
     humaneval = make_task("humaneval")
@@ -206,37 +222,75 @@ def test_training_keeps_benchmark_problems_out(trained):
     assert len(uids) == 164 - 5 and not pinned & set(uids)
     assert training_uids(humaneval, "test", []) is None
 
-    learner, _ = trained["partial"]
-    task_uids = [p.uid for p in learner.envs[0].unwrapped.task.problems("test")]
-    saved = learner.train_uids, learner.iteration
-    learner.train_uids = task_uids[3:5]
-    try:
-        for _ in range(3):
-            learner.collect(deterministic=True)
-            assert {env.unwrapped.problem.uid for env in learner.envs} <= set(task_uids[3:5])
-            learner.iteration += 1
-        spec = learner.inference_spec()["train_problems"]
-        assert spec["n"] == 2 and len(spec["uids_sha256"]) == 64
-    finally:
-        learner.train_uids, learner.iteration = saved
+    task_uids = [p.uid for p in make_task("arith").problems("test")]
+    model = str(save_tiny_lm(tmp_path / "tiny"))
+    learner = train(tmp_path / "run", model, "partial", train_uids=task_uids[3:5])
+    for _ in range(3):
+        assert {e.problem_uid for e in learner.play_update()} == set(task_uids[3:5])
+        learner.update += 1
+    spec = learner.inference_spec()["train_problems"]
+    assert spec["n"] == 2 and len(spec["uids_sha256"]) == 64
+    with pytest.raises(ValueError, match="not in split"):
+        train(tmp_path / "bad", model, "partial", train_uids=["nope"])
 
 
 def test_cli_writes_a_loadable_inference_policy(tmp_path):
     import json
 
-    from spgg_env.agents import genparam_cli
+    from spgg_env.agents import train_cli
 
     model = str(save_tiny_lm(tmp_path / "tiny"))
     out = tmp_path / "run"
-    assert genparam_cli.cli(["--model", model, "--agents", "2", "--envs", "2", "--iterations",
-                             "1", "--max-tokens", "24", "--observation", "none",
-                             "--out", str(out), "--no-progress"]) == 0
+    assert train_cli.cli(["genparam", "--model", model, "--n-agents", "2", "--episodes", "2",
+                          "--updates", "1", "--max-tokens", "24", "--observation", "none",
+                          "--out", str(out), "--no-progress"]) == 0
     policy = load_inference_policy(out / "policy.pt", n_agents=2, observation="none")
-    assert policy.spec["embedder"] == {"model": model, "dtype": policy.spec["embedder"]["dtype"],
-                                       "max_length": 256}
+    assert policy.inference["embedder"] == {"model": model,
+                                            "dtype": policy.inference["embedder"]["dtype"],
+                                            "max_length": 256}
     assert 16 <= policy(TASK_TEXT, [], 1, 2).max_new_tokens <= 24
     meta = json.loads((out / "run_meta.json").read_text())
     pinned = set()  # arith's pinned benchmark problems (tiny-v1, small-v1) stay out of training
     for version in ("tiny-v1", "small-v1"):
         pinned |= set(pinned_splits(version)["tasks"]["arith"]["uids"])
-    assert meta["split"] == "test" and meta["held_out_problems"] == len(pinned) > 0
+    assert meta["game"]["split"] == "test" and meta["held_out_problems"] == len(pinned) > 0
+
+
+#: The nine trained leaderboard policies: (task, setting) -> the game they were trained for,
+#: written out from leaderboard/policies/README.md and train.sh (not read from the files).
+POLICIES = Path(__file__).resolve().parents[1] / "leaderboard" / "policies"
+SETTINGS = {"spgg-po": (3, "partial"), "spgg-fo": (3, "full"), "econ": (2, "none")}
+
+
+def expected_game(task: str, setting: str) -> GameSpec:
+    n_agents, observation = SETTINGS[setting]
+    return GameSpec(task=task, split="train" if task == "gsm8k" else "test", n_agents=n_agents,
+                    observation=observation, mechanism="mac-spgg",
+                    max_tokens=192 if task == "humaneval" else 128, token_counting="model")
+
+
+def test_trained_leaderboard_policies_verify_under_their_game():
+    files = sorted(POLICIES.glob("*/*/policy.pt"))
+    assert len(files) == 9
+    embedder = None
+    for path in files:
+        task, setting = path.parent.parent.name, path.parent.name
+        expected = expected_game(task, setting)
+        state = torch.load(path, weights_only=True)
+        assert state["inference"]["format"] == "spgg-genparam/1"
+        assert legacy_game(state["inference"]) == expected, path
+        policy = load_inference_policy(path, game=expected.replace(split="test"),
+                                       embedder=embedder)
+        embedder = policy.encoder.embedder  # the nine name the same embedder
+        assert state["inference"]["embedder"] == {"model": "embedded", "dtype": "bfloat16",
+                                                  "max_length": 256}
+        assert policy.game == expected and policy.iterations == state["iteration"] > 0
+        assert policy.describe()["game"] == expected.to_dict()
+        params = policy(TASK_TEXT, [], 0, expected.n_agents)
+        assert 16 <= params.max_new_tokens <= expected.max_tokens
+        classic = expected.replace(mechanism="spgg", mechanism_params={})
+        for wrong, field in ((expected.replace(n_agents=4), "n_agents"),
+                             (expected.replace(token_counting="approx"), "token_counting"),
+                             (classic, "mechanism: 'mac-spgg' vs 'spgg'")):
+            with pytest.raises(ValueError, match=f"another game .*{field}"):
+                policy.require(wrong)

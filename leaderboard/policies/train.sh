@@ -12,22 +12,22 @@
 # leaderboard/policies/<task>/<setting>/{policy.pt,run_meta.json,history.json} (and the
 # resumable checkpoint.pt and TensorBoard logs, which are not committed).
 set -euo pipefail
-ITERATIONS=${ITERATIONS:-20}
-ENVS=${ENVS:-16}
+UPDATES=${UPDATES:-20}
+EPISODES=${EPISODES:-16}
 
 train() {
     local task=$1 setting=$2 split=() max_tokens=128
     case $setting in
-        spgg-po) set -- --agents 3 --observation partial ;;
-        spgg-fo) set -- --agents 3 --observation full ;;
-        econ) set -- --agents 2 --observation none ;;
+        spgg-po) set -- --n-agents 3 --observation partial ;;
+        spgg-fo) set -- --n-agents 3 --observation full ;;
+        econ) set -- --n-agents 2 --observation none ;;
         *) echo "unknown setting $setting (spgg-po, spgg-fo, econ)" >&2; return 2 ;;
     esac
     [ "$task" = gsm8k ] && split=(--split train)
     [ "$task" = humaneval ] && max_tokens=192
-    python -m spgg_env.agents.genparam_cli --task "$task" "$@" "${split[@]}" \
-        --iterations "$ITERATIONS" --envs "$ENVS" --max-tokens "$max_tokens" --seed 0 \
-        --no-progress --out "leaderboard/policies/$task/$setting"
+    python -m spgg_env.agents.train_cli genparam --task "$task" "$@" "${split[@]}" \
+        --updates "$UPDATES" --episodes "$EPISODES" --max-tokens "$max_tokens" --seed 0 \
+        --no-progress --resume --out "leaderboard/policies/$task/$setting"
 }
 
 if [ $# -eq 2 ]; then
