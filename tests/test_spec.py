@@ -36,7 +36,8 @@ def test_round_trips_through_json():
     ("fields", "match"),
     [
         ({"task": "chess"}, "chess"),
-        ({"task_options": {"difficulty_": "easy"}}, r"difficulty_.*valid: \['difficulty'"),
+        ({"task_options": {"difficulty_": "easy"}},
+         r"difficulty_.*valid: \['answer_format', 'difficulty'"),
         ({"split": "validation"}, "validation"),
         ({"n_agents": 0}, "n_agents"),
         ({"n_agents": True}, "n_agents"),

@@ -30,7 +30,7 @@ HumanEval/32 (``find_zero``) has many right answers, so its results are checked 
 the reference ``poly`` (:data:`COMPARE`). Known limit: other docstring promises are not
 checked, so an input can still fall outside a problem's preconditions, where the canonical
 solution's answer is one of several defensible ones (see
-``docs/reward_robustness_humaneval.md``).
+``docs/reward_robustness.md``).
 
 File format: JSON lines; the first holds ``{"meta": {...}}`` (seed, count, generator version),
 then one line per problem with ``task_id``, ``compare``, ``count`` and ``cases``, the
