@@ -263,7 +263,7 @@ class TransformersBackend:
 
 #: The timing and count keys of ``TransformersBackend.stats``.
 STATS = (
-    "render_s",         # chat template + tokenisation of admitted prompts
+    "render_s",         # chat template, tokenisation and detokenisation
     "prefill_s",        # forward passes over prompts
     "decode_s",         # forward passes of decoding steps
     "sample_s",         # penalties, sampling, bookkeeping of decoding steps
@@ -281,7 +281,7 @@ STATS = (
 
 
 # ------------------------------------------------------------------------------- session
-@dataclass
+@dataclass(eq=False)
 class _Row:
     """A request in a session: what it asked for and what it has produced."""
 
@@ -402,8 +402,8 @@ class DecodeSession:
             done += self._accept(logits.unsqueeze(0), slice(slot, slot + 1))
         except Exception as exc:  # noqa: BLE001 - this request fails, the others go on
             log.exception("admitting a request failed")
-            if row is not None and row in self.rows:
-                self.rows.remove(row)
+            if row is not None and self.rows and self.rows[-1] is row:
+                self.rows.pop()
             done.append((key, _failed(exc, submitted)))
             return
         stats["requests"] += 1
@@ -507,9 +507,8 @@ class DecodeSession:
         """Turn finished rows into generations and pack the live rows into the first slots."""
         if not finished:
             return []
-        start = time.perf_counter()
+        stats, start = self.backend.stats, time.perf_counter()
         decode = self.backend.tokenizer.decode
-        now = time.perf_counter()
         out = []
         for i, reason in finished:
             row = self.rows[i]
@@ -520,10 +519,12 @@ class DecodeSession:
                 logprobs=row.logprobs,
                 finish_reason=reason,
                 prompt_truncated=row.truncated,
-                latency_s=now - row.submitted,
+                latency_s=start - row.submitted,
                 prompt_ids=row.prompt_ids,
                 token_ids=row.tokens,
             )))
+        stats["render_s"] += time.perf_counter() - start
+        start = time.perf_counter()
         gone = {i for i, _ in finished}
         keep = [i for i in range(self.n) if i not in gone]
         self.rows = [self.rows[i] for i in keep]
@@ -534,7 +535,7 @@ class DecodeSession:
             if keep:
                 low = int(self.state["start"][: len(keep)].min())
                 self.cache.gather_rows(index, low, self.end)
-        self.backend.stats["move_s"] += time.perf_counter() - start
+        stats["move_s"] += time.perf_counter() - start
         return out
 
     # ------------------------------------------------------------------ cache

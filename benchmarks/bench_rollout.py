@@ -14,6 +14,8 @@ One process, one model instance, the same requests and settings for every path:
 * ``baseline_lockstep`` (with ``--baseline-ref REF``): the lockstep runner over the
   ``TransformersBackend`` of git commit ``REF`` (its file loaded from git, wrapped around the same
   model), e.g. the backend before continuous batching.
+* ``runner_kN``, ``generate_kN`` (with ``--extra-batch-sizes N,...``): the runner and
+  ``model.generate`` at other batch sizes (a batch fills only with as many live episodes).
 
 Paths alternate (``--rounds`` rounds, order rotated each round) so that a machine shared with
 other jobs slows them alike; compare them by their ratios. Each reports completion tokens/s and
@@ -41,8 +43,9 @@ counted in model tokens, ``max_tokens`` 128, dtype ``auto``)::
     python benchmarks/bench_rollout.py --threads 2 --out bench_rollout.json
     python benchmarks/bench_rollout.py --threads 1 --episodes 8 --greedy --baseline-ref 326b0c6
 
-``--greedy`` decodes every agent greedily and counts the texts where the runner and the lockstep
-runner differ (see ``agents/transformers_backend.py`` on floating-point near-ties).
+Every episode path on our backend samples each request from its own seed, so its texts should
+equal the runner's; ``texts_differing_from_runner`` counts those that do not (floating-point
+near-ties, see ``agents/transformers_backend.py``). ``--greedy`` decodes every agent greedily.
 """
 
 from __future__ import annotations
@@ -149,10 +152,13 @@ def hf_generate(backend: Any, batches: list[list[Request]], seed: int) -> dict[s
 
 
 def baseline_backend_class(ref: str) -> type:
-    """``TransformersBackend`` as it was at git commit ``ref``."""
-    source = subprocess.run(["git", "show", f"{ref}:{BACKEND_FILE}"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout
-    spec = importlib.util.spec_from_loader(f"baseline_backend_{ref}", loader=None)
+    """``TransformersBackend`` as it was at git commit ``ref`` (or in the file ``ref``)."""
+    if Path(ref).is_file():
+        source = Path(ref).read_text(encoding="utf-8")
+    else:
+        source = subprocess.run(["git", "show", f"{ref}:{BACKEND_FILE}"], cwd=REPO, check=True,
+                                capture_output=True, text=True).stdout
+    spec = importlib.util.spec_from_loader("baseline_backend", loader=None)
     module = importlib.util.module_from_spec(spec)
     exec(compile(source, f"{ref}:{BACKEND_FILE}", "exec"), module.__dict__)  # noqa: S102
     return module.TransformersBackend
@@ -296,20 +302,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--config", default=None, help="ensemble config (default: built-in)")
     parser.add_argument("--model", default=None)
     parser.add_argument("--dtype", default=None, help="auto (default), float32, bfloat16")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda")
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--greedy", action="store_true", help="every agent decodes greedily")
     parser.add_argument("--paths", default="runner,lockstep,backend_generate,generate",
                         help="comma-separated paths to measure (the runner always runs)")
+    parser.add_argument("--extra-batch-sizes", default="",
+                        help="comma-separated batch sizes at which the runner and model.generate "
+                             "are also measured (paths runner_kN, generate_kN)")
     parser.add_argument("--baseline-ref", default=None,
-                        help="also run the lockstep runner on the backend of this git commit")
+                        help="also run the lockstep runner on the backend of this git commit "
+                             "(or of this file)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     GameSpec.add_arguments(parser, max_tokens=128, token_counting="model")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = GameSpec.from_args(args)
-    ensemble = build_ensemble(args.config, model=args.model, dtype=args.dtype,
+    ensemble = build_ensemble(args.config, model=args.model, dtype=args.dtype, device=args.device,
                               max_new_tokens=args.max_new_tokens, n_agents=spec.n_agents)
     if args.greedy:
         for agent in ensemble.agents:
@@ -340,6 +351,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "generate" in wanted:
         paths["generate"] = lambda: hf_generate(
             backend, batches_by_agent(state["requests"], args.batch_size), args.seed)
+    for k in (int(x) for x in args.extra_batch_sizes.split(",") if x):
+        paths[f"runner_k{k}"] = lambda k=k: run_episodes(ensemble, spec, args.episodes, k,
+                                                         args.seed, "continuous")
+        if "generate" in wanted:
+            paths[f"generate_k{k}"] = lambda k=k: hf_generate(
+                backend, batches_by_agent(state["requests"], k), args.seed)
     if args.baseline_ref:
         old = baseline_backend_class(args.baseline_ref).wrap(backend.model, backend.tokenizer)
         baseline = with_backend(ensemble, old)
@@ -400,12 +417,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "platform": platform.platform(), "load_avg_end": os.getloadavg()},
         **provenance.environment(),
     }
-    if "lockstep" in results:
-        a, b = results["runner"]["texts"], results["lockstep"]["texts"]
-        out["texts_differing_runner_vs_lockstep"] = sum(x != y for x, y in zip(a, b, strict=True))
-        out["texts_compared"] = len(a)
+    mine = results["runner"]["texts"]  # same seeds: the same texts on our backend, any schedule
+    out["texts_compared"] = len(mine)
+    out["texts_differing_from_runner"] = {
+        name: sum(x != y for x, y in zip(mine, acc["texts"], strict=True))
+        for name, acc in results.items()
+        if acc.get("texts") is not None and name not in ("runner", "baseline_lockstep")
+    }
     print(json.dumps({k: v for k, v in out.items() if k.endswith("_per_s") or k.startswith(
-        ("texts", "peak", "ratios"))}, indent=2))
+        ("texts", "peak", "ratios"))}, indent=2, default=str))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2, default=str) + "\n",
                                   encoding="utf-8")

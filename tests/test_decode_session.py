@@ -355,3 +355,22 @@ def test_session_rejects_a_bad_batch_size(tiny):
 def test_logprobs_are_finite_and_nonpositive(solo):
     for g in solo:
         assert all(math.isfinite(x) and x <= 1e-6 for x in g.logprobs)
+
+
+# ------------------------------------------------------------------------------------ cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_session_on_cuda_matches_solo_texts_and_transformers_greedy(tmp_path):
+    path = save_tiny_lm(tmp_path, max_position_embeddings=512)
+    backend = TransformersBackend(str(path), device="cuda", dtype="float32")
+    solo = [alone(backend, i) for i in range(10)]
+    done, session = staggered(backend, list(range(10)), max_batch=3)
+    assert [done[i].text for i in range(10)] == [g.text for g in solo]
+    assert session.cache.buffers()[0].device.type == "cuda"
+    ids = backend.tokenizer(backend.render(PROMPTS[3]), add_special_tokens=False,
+                            return_tensors="pt").to("cuda")
+    greedy = backend.generate([PROMPTS[3]], GenerationParams(max_new_tokens=12))[0]
+    ref = backend.model.generate(**ids, do_sample=False, max_new_tokens=12,
+                                 pad_token_id=backend.tokenizer.pad_token_id)
+    ref_ids = ref[0, ids["input_ids"].shape[1]:].tolist()
+    eos = backend.tokenizer.eos_token_id
+    assert greedy.token_ids == (ref_ids[: ref_ids.index(eos)] if eos in ref_ids else ref_ids)
