@@ -138,7 +138,7 @@ def test_batch_failure_is_recorded_not_raised(tiny, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("simulated out of memory")
 
-    monkeypatch.setattr(tiny, "_generate", boom)
+    monkeypatch.setattr(tiny.model, "forward", boom)
     out = tiny.generate([chat("a"), chat("b")], GREEDY)
     assert [g.finish_reason for g in out] == ["error", "error"]
     assert "simulated out of memory" in out[0].error
