@@ -54,8 +54,8 @@ OBSERVATIONS = ("partial", "full")
 #: (the default ensemble's ``max_new_tokens``).
 RUN_DEFAULTS = {"max_tokens": 128, "token_counting": "model"}
 #: Task options the main job uses unless ``--task-option`` sets them: ``arith`` problems of one
-#: or two steps, which the embedded 135M model sometimes solves (at the normal difficulty it
-#: almost never does, and a game whose scores are all zero shows nothing).
+#: or two steps, the easiest the game has (the embedded 135M model still rarely commits to an
+#: answer in the strict format; a larger model does: see the README's main job).
 RUN_TASK_OPTIONS: dict[str, dict[str, Any]] = {"arith": {"difficulty": "easy"}}
 
 
