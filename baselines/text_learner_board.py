@@ -40,7 +40,7 @@ batch size, seed, threads) and ``options`` (config fields, JSON). Any other lear
 ``module:attr``, a factory ``make(config: TextBoardConfig, seed: int) -> learner`` where the
 learner has ``act(agent, observations, *, greedy=False)`` (requests or texts), ``learn(episodes)``
 and ``runner``, an :class:`~spgg_env.agents.episodes.EpisodeRunner` of ``config.game`` whose
-policy is the learner (its engine also serves the greedy evaluation).
+policy is the learner (its engine's backends also serve the greedy evaluation).
 
 **Files and resume.** Each finished seed is written atomically to
 ``<out>/<learner>/seed-<k>.json``: the protocol, the learner's config, every evaluation and every
@@ -203,13 +203,18 @@ def learner_config(learner: Any) -> dict[str, Any] | None:
 
 # ------------------------------------------------------------------------------ one seed
 def evaluate(learner: Any, config: TextBoardConfig, seed: int, update: int) -> dict[str, Any]:
-    """Greedy play of the held-out problems; the checkpoint's figures."""
+    """Greedy play of the held-out problems on the learner's backends (decoded
+    ``batch_size`` at a time, every problem admitted at once); the checkpoint's figures."""
+    from spgg_env.agents.engine import Engine
     from spgg_env.agents.episodes import EpisodeRunner
     from spgg_env.agents.learning import Greedy, episode_metrics
     from spgg_env.seeding import LEARNER, derive_seed
 
-    runner = EpisodeRunner(config.game.replace(split=config.eval_split), Greedy(learner),
-                           learner.runner.engine, task=learner.runner.task)
+    trained = learner.runner.engine  # its backends; the whole held-out set in one batch
+    engine = Engine(trained.backends, max_batch=config.batch_size, schedule=trained.schedule,
+                    max_programs=max(config.eval_size, trained.max_programs), seed=trained.seed)
+    runner = EpisodeRunner(config.game.replace(split=config.eval_split), Greedy(learner), engine,
+                           task=learner.runner.task)
     items = [(i, {"problem_index": i}) for i in range(min(config.eval_size, runner.n_problems))]
     episodes = runner.play(items, seed=derive_seed(seed, LEARNER, "eval"))
     metrics = episode_metrics(episodes)
