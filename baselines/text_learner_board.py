@@ -422,9 +422,13 @@ def board_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[f"{key}_after"] = _mean_ci(after)
             row[f"{key}_change"] = _mean_ci([a - b for a, b in zip(after, before, strict=True)])
         rows.append(row)
-    order = {name: i for i, name in enumerate(COLOURS)}
-    rows.sort(key=lambda r: (order.get(r["learner"], len(order)), r["learner"]))
+    rows.sort(key=lambda r: (_order(r["learner"]), r["learner"]))
     return rows
+
+
+def _order(learner: str) -> int:
+    """Board order: the built-in learners first."""
+    return list(COLOURS).index(learner) if learner in COLOURS else len(COLOURS)
 
 
 def _fmt(stat: tuple[float, float, float], spec: str = ".3f") -> str:
@@ -477,13 +481,34 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping
         "|" + "---|" * len(COLUMNS),
     ]
     lines += ["| " + " | ".join(cell(row) for _, cell in COLUMNS) + " |" for row in rows]
-    lines += ["", "![held-out learning curves](curves.png)", "", "Learner settings:"]
+    lines += ["", "Per seed, held-out before -> after:", "",
+              "| learner | seed | task score | reward | tokens per contribution | parse errors "
+              "| CPU s: load / training / evaluation |", "|" + "---|" * 7]
+    for result in sorted(results, key=lambda r: (_order(r["learner"]), r["seed"])):
+        first, last, cost = result["curve"][0], result["curve"][-1], result["cost"]
+        lines.append(
+            f"| {result['learner']} | {result['seed']} | "
+            + " | ".join(f"{_num(first.get(k), spec)} -> {_num(last.get(k), spec)}"
+                         for k, spec in (("task_score", ".3f"), ("reward", ".3f"),
+                                         ("tokens", ".1f"), ("parse_error_rate", ".2f")))
+            + " | " + " / ".join(f"{cost.get(f'{p}_cpu_seconds', float('nan')):,.0f}"
+                                 for p in ("load", "train", "eval")) + " |")
+    lines += ["", "![held-out learning curves](curves.png)", "",
+              "Curves: thick lines the mean over seeds, thin lines each seed.", "",
+              "Learner settings:"]
     for row in rows:
         first = next(r for r in results if r["learner"] == row["learner"])
         lines.append(f"* `{row['learner']}`: {_learner_settings(first)}")
-    lines += ["", f"Code: commit(s) {', '.join(commits)}; per-seed configs, versions and data "
-              "hashes are in the result files."]
+    platforms = sorted({str(r["provenance"].get("platform")) for r in results})
+    threads = sorted({str(r["cost"].get("threads")) for r in results})
+    lines += ["", f"Code: commit(s) {', '.join(commits)}. Machine: {'; '.join(platforms)}, "
+              f"{'/'.join(threads)} torch thread(s). Per-seed configs, versions and data hashes "
+              "are in the result files."]
     return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else f"{value:{spec}}"
 
 
 def _params(game: GameSpec) -> str:
@@ -513,9 +538,8 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
 
     fig = Figure(figsize=(11, 4.2))
     axes = fig.subplots(1, 2)
-    for ax, key, title in zip(axes, ("task_score", "reward"),
-                              ("held-out task score (greedy)", "held-out mean reward (greedy)"),
-                              strict=True):
+    titles = ("held-out task score (greedy policy)", "held-out mean reward (greedy policy)")
+    for ax, key, title in zip(axes, ("task_score", "reward"), titles, strict=True):
         for row in rows:
             tint = colour(row["learner"])
             for curve in row["curves"]:
@@ -523,7 +547,8 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
                         lw=0.8, alpha=0.35)
             x = [p["episodes"] for p in row["curves"][0]]
             mean = np.mean([[p[key] for p in curve] for curve in row["curves"]], axis=0)
-            label = f"{LABELS.get(row['learner'], row['learner'])}, {len(row['seeds'])} seeds"
+            n = len(row["seeds"])
+            label = f"{LABELS.get(row['learner'], row['learner'])}: mean of {n} seed{'s' * (n > 1)}"
             ax.plot(x, mean, color=tint, lw=2.2, marker="o", label=label)
         ax.set_title(title, fontsize=12)
         ax.set_xlabel("training episodes", fontsize=11)

@@ -170,13 +170,17 @@ def test_the_board_shows_every_figure_of_the_result_files(results: Path, tmp_pat
     seeds = [read(results / "ppo" / f"seed-{s}.json") for s in (0, 1)]
     before = [d["curve"][0]["task_score"] for d in seeds]
     after = [d["curve"][-1]["reward"] for d in seeds]
-    (ppo_line,) = [line for line in text.splitlines() if line.startswith("| ppo |")]
+    (ppo_line,) = [line for line in text.splitlines() if line.startswith("| ppo | 2 |")]
     cells = [c.strip() for c in ppo_line.strip("|").split("|")]
     assert cells[:3] == ["ppo", "2", "4 (2)"]
     low, high = bootstrap_ci(before, samples=2000)
     assert cells[3] == f"{np.mean(before):.3f} [{low:.3f}, {high:.3f}]"
     assert cells[7].startswith(f"{np.mean(after):.3f} [")
     assert "| genparam | 1 |" in text
+    first, last = seeds[1]["curve"][0], seeds[1]["curve"][-1]
+    assert (f"| ppo | 1 | {first['task_score']:.3f} -> {last['task_score']:.3f} | "
+            f"{first['reward']:.3f} -> {last['reward']:.3f} | {first['tokens']:.1f} -> ") in text
+    assert seeds[0]["provenance"]["platform"] in text and "1 torch thread(s)" in text
     assert "difficulty=easy, max_steps=1" in text and "3 agents, mac-spgg" in text
     assert "partial observation" in text and "first of `arith` `test`" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
