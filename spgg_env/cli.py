@@ -37,6 +37,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("spgg_env.agents.train_cli", "train LLM agents in the game"),
     "learners": ("spgg_env.baselines.learner_board",
                  "rank learners on the scalar game: run them, then write the board"),
+    "text-learners": ("spgg_env.baselines.text_learner_board",
+                      "rank text-game learners on easy arith: run them, then write the board"),
 }
 
 
