@@ -1,6 +1,6 @@
 """Write the benchmark submissions: ``python benchmarks/make_configs.py [--board BOARD]``.
 
-One YAML per submission, with the embedded SmolLM2-135M-Instruct (bf16) and its decoding
+One YAML per submission, with the embedded SmolLM2-135M-Instruct and its decoding
 written out in full. Paths are relative to the repository root, where ``spgg bench run`` is run.
 
 ``tiny-v1`` (``benchmarks/configs/*.yaml``, the first board): every comparison method on MMLU,
@@ -47,6 +47,10 @@ TASK_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "board-v1": {"arith": {"difficulty": "easy"}, "mmlu": {}, "gsm8k": {}, "humaneval": {},
                  "summeval": {}},
 }
+#: board -> the model's dtype: float32 for board-v1, since this CPU (AVX2, no native bf16)
+#: emulates bfloat16 (decoding 1.9x and prefill 4.8x slower, docs/agents.md); a GPU run of the
+#: same configs computes in float32 too, so its scores are comparable.
+DTYPE = {"tiny-v1": "bfloat16", "board-v1": "float32"}
 POLICIES = "leaderboard/policies"
 OBSERVATIONS = {"spgg-po": "partial", "spgg-fo": "full"}
 #: Decoding of every call that a method does not sample itself: greedy.
@@ -98,7 +102,7 @@ def submission(task: str, label: str, method: str, options: dict, *, board: str 
         "method_options": options,
         **where,
         "split": board,
-        "backend": {"kind": "transformers", "model": "embedded", "dtype": "bfloat16"},
+        "backend": {"kind": "transformers", "model": "embedded", "dtype": DTYPE[board]},
         "decoding": {**greedy, "max_new_tokens": MAX_NEW_TOKENS[task]},
         "seeds": list(seeds),
         "batch_size": 16,
