@@ -6,11 +6,12 @@ pinned by uid list and content hash in ``spgg_env/splits/<version>.json``:
 
 * ``small-v1``: 20 problems per task; ``tiny-v1``: 5 problems per task (the first boards);
 * ``board-v1``: the task board (issue 15): every HumanEval problem (164), every SummEval
-  article (100), 150 GSM8K problems, 150 easy ``arith`` problems and 300 MMLU questions (single
-  calls are cheap there). A paired difference of 0.10 between two methods is detectable at
-  this size; the entry of a task built with options (``arith``: ``difficulty: easy``) records
-  them under ``task_options``, and a config must build its task with the same options (the
-  content hash refuses any other).
+  article (100), 150 GSM8K problems, 150 easy ``arith`` problems and 150 MMLU questions (on
+  this CPU one MMLU call costs about 300 tokens, so 150 rather than more). A paired
+  difference of 0.10 between two methods is detectable at this size; the entry of a task
+  built with options (``arith``: ``difficulty: easy``) records them under ``task_options``,
+  and a config must build its task with the same options (the content hash refuses any
+  other).
 
 Rerunning adds tasks to the files and checks that pinned entries still match the data (a
 mismatch is an error: bump the version). GSM8K needs ``SPGG_GSM8K_PATH`` offline; SummEval
@@ -31,7 +32,7 @@ ALL_TASKS = ("humaneval", "mmlu", "gsm8k", "arith", "summeval")
 SIZES: dict[str, dict[str, int]] = {
     "small-v1": dict.fromkeys(("humaneval", "mmlu", "gsm8k", "arith"), 20),
     "tiny-v1": dict.fromkeys(("humaneval", "mmlu", "gsm8k", "arith"), 5),
-    "board-v1": {"humaneval": 164, "summeval": 100, "gsm8k": 150, "arith": 150, "mmlu": 300},
+    "board-v1": {"humaneval": 164, "summeval": 100, "gsm8k": 150, "arith": 150, "mmlu": 150},
 }
 #: version -> task -> the task options its problems are drawn with.
 OPTIONS: dict[str, dict[str, dict[str, Any]]] = {"board-v1": {"arith": {"difficulty": "easy"}}}
