@@ -427,8 +427,8 @@ def _by_task(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, A
 
 
 # ----------------------------------------------------------------------------- tables
-def _interval(values: Sequence[float]) -> str:
-    return f"[{values[0]:.3f}, {values[1]:.3f}]"
+def _interval(values: Sequence[float], digits: int = 3) -> str:
+    return f"[{values[0]:.{digits}f}, {values[1]:.{digits}f}]"
 
 
 def _versus(comparison: Mapping[str, Any] | None) -> str:
@@ -441,7 +441,7 @@ def _versus(comparison: Mapping[str, Any] | None) -> str:
 def _improve(comparison: Mapping[str, Any] | None) -> str:
     if comparison is None:
         return "—"
-    return f"{comparison['p_improve']:.2f} {_interval(comparison['p_improve_ci95'])}"
+    return f"{comparison['p_improve']:.2f} {_interval(comparison['p_improve_ci95'], 2)}"
 
 
 def _wall(row: Mapping[str, Any]) -> str:
@@ -577,6 +577,7 @@ def render_html(rows: Sequence[Mapping[str, Any]], links: Mapping[str, list[tupl
         "table{border-collapse:collapse;margin-bottom:1.5em}"
         "td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right}"
         "td:first-child{text-align:left;white-space:nowrap}"
+        ".glossary td,.provenance td{text-align:left}"
         ".swatch{display:inline-block;width:.9em;height:.9em;margin-right:.4em;"
         "vertical-align:middle;border:1px solid #333}.sep{font-weight:bold}"
         "img{max-width:100%}</style></head><body>",
