@@ -324,3 +324,18 @@ def test_failed_calls_are_named_and_a_result_with_them_is_refused(board_results,
     (folder / RESULT_FILE).write_text(json.dumps(header))
     with pytest.raises(ResultError, match="LLM calls failed"):
         load_result(folder, splits_dir=root / "splits")
+
+
+def test_separated_pairs_lists_each_pair_once_better_first():
+    strong = {str(i): float(i % 10 != 2 or i == 2) for i in range(100)}  # 0.91
+    near = {str(i): float(i % 10 != 1) for i in range(100)}  # 0.90, fails other problems
+    weak = {str(i): float(i % 10 == 0) for i in range(100)}  # 0.10
+    rows = [{"label": label, "scores": scores} for label, scores in
+            (("strong", strong), ("weak", weak), ("near", near))]
+    for row in rows:
+        row["versus"] = {other["label"]: paired_comparison(row["scores"], other["scores"],
+                                                           samples=300)
+                         for other in rows if other is not row}
+    apart, together = separated_pairs(rows)
+    assert apart == ["strong > weak (+0.810)", "near > weak (+0.800)"]
+    assert together == ["strong ~ near"]
