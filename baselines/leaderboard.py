@@ -713,7 +713,8 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
             ax.axhline(CHANCE[task][0], color="grey", linestyle=":", linewidth=1.2,
                        label="chance")
         ax.set_xscale("log")
-        ax.set_ylim(-0.05, 1.05)
+        highest = max([r["score_ci95"][1] for r in group] + [CHANCE.get(task, (0.0,))[0]])
+        ax.set_ylim(-0.02, min(1.05, max(0.25, highest + 0.1)))  # low scores stay readable
         ax.set_title(_task_title(task, group), fontsize=11)
         ax.set_xlabel("tokens per problem (log)", fontsize=10)
         ax.set_ylabel("task score", fontsize=10)
