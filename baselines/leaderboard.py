@@ -489,11 +489,27 @@ def _seed_name(name: str) -> str:
     return match.group(0).lstrip("-") if match else "config"
 
 
-def _chance(task: str) -> str:
+def versus_chance(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One task's rows whose score interval lies above or below the task's chance score
+    (``"zero-shot below chance"``); nothing for a task without a chance line."""
+    if not rows or rows[0]["task"] not in CHANCE:
+        return []
+    chance = CHANCE[rows[0]["task"]][0]
+    out = []
+    for row in rows:
+        low, high = row["score_ci95"]
+        side = "above" if low > chance else "below" if high < chance else "not separated from"
+        out.append(f"{row['label']} {side} chance")
+    return out
+
+
+def _chance(task: str, group: Sequence[Mapping[str, Any]] = ()) -> str:
     if task not in CHANCE:
         return "no chance line (free-form answers)"
     value, why = CHANCE[task]
-    return f"chance: {value:.2f} ({why})"
+    verdicts = versus_chance(group)
+    return f"chance: {value:.2f} ({why})" + (f"; {'; '.join(verdicts)} (95% CI)" if verdicts
+                                               else "")
 
 
 NOTE = (
@@ -533,7 +549,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], links: Mapping[str, list[
     lines += [f"| {label} | `{colour(label)}` | {text} |"
               for label, text in _glossary(rows).items()]
     for task, group in _by_task(rows).items():
-        lines += ["", f"## {_task_title(task, group)}", "", _chance(task), ""]
+        lines += ["", f"## {_task_title(task, group)}", "", _chance(task, group), ""]
         lines += _md_table(["Method", *(t for t, _ in SCORE_COLUMNS)],
                            [[row["label"], *(cell(row) for _, cell in SCORE_COLUMNS)]
                             for row in group])
@@ -594,7 +610,7 @@ def render_html(rows: Sequence[Mapping[str, Any]], links: Mapping[str, list[tupl
     parts.append("</table>")
     for task, group in _by_task(rows).items():
         parts.append(f'<h2 id="{esc(task)}">{esc(_task_title(task, group))}</h2>'
-                     f'<p class="chance">{esc(_chance(task))}</p>')
+                     f'<p class="chance">{esc(_chance(task, group))}</p>')
         parts.append(_html_table(
             f"scores {task}", ["Method", *(t for t, _ in SCORE_COLUMNS)],
             [(row["label"], [cell(row) for _, cell in SCORE_COLUMNS]) for row in group]))

@@ -33,6 +33,7 @@ from spgg_env.baselines.leaderboard import (
     separated_pairs,
     setup_text,
     submission_label,
+    versus_chance,
     write_board,
 )
 from spgg_env.splits import pin_splits
@@ -242,6 +243,16 @@ def test_mmlu_board_draws_the_chance_line(board_results, tmp_path):
             "arith", "mmlu")
     board = write_board(results, tmp_path / "b")[0].read_text()
     assert "chance: 0.25 (4 options)" in board and "## mmlu" in board
+    rows = board_rows(results)
+    assert versus_chance(rows) == [f"{row['label']} " + (
+        "above" if row["score_ci95"][0] > 0.25 else
+        "below" if row["score_ci95"][1] < 0.25 else "not separated from") + " chance"
+        for row in rows]
+    low = [{**rows[0], "score_ci95": [0.05, 0.14]}, {**rows[0], "label": "x",
+                                                      "score_ci95": [0.2, 0.3]}]
+    assert versus_chance(low) == [f"{rows[0]['label']} below chance",
+                                  "x not separated from chance"]
+    assert versus_chance([{**rows[0], "task": "arith"}]) == []
 
 
 class PageParser(HTMLParser):
