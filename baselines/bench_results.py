@@ -14,8 +14,10 @@ An existing result directory is never replaced unless the caller says so (``over
 
 **Verification** (:func:`load_result`) refuses a result whose episode file does not match its
 hash, whose episodes are missing, duplicated or out of place, whose split hash differs from the
-pinned split, whose trained policy's checkpoint changed, or whose stored aggregates differ from
-those recomputed from the records; the error lists every problem found. Results of the previous
+pinned split, whose trained policy's checkpoint changed, whose stored aggregates differ from
+those recomputed from the records, or with an LLM call that failed (``finish_reason`` "error":
+the run recorded the failure and scored the problem, but a board built on it would rank the
+backend's outages, not the method); the error lists every problem found. Results of the previous
 schema (``spgg-bench-result/1``, written by the benchmark's own loop before the episode engine)
 are verified the same way: their records have the same fields.
 """
@@ -154,6 +156,7 @@ def load_result(
     if absent:
         raise ResultError(folder, [f"the header lacks {absent}"])
     problems = _check_records(header, records, allow_partial)
+    problems += failed_calls(records)
     problems += _check_split(header, splits_dir)
     problems += _check_policy(header)
     if not any("field" in p for p in problems) and records:
@@ -209,6 +212,20 @@ def _check_records(
     for key in sorted(set(expected) - seen):
         problems.append(f"missing episode seed={key[0]} uid={expected[key]!r}")
     return problems
+
+
+def failed_calls(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line naming the LLM calls that failed (``finish_reason`` "error" or an ``error``),
+    how many, and the first one; nothing when every call returned."""
+    calls = [(record, call) for record in records for call in record.get("calls") or []
+             if isinstance(call, Mapping)]
+    failed = [(record, call) for record, call in calls
+              if call.get("error") or call.get("finish_reason") == "error"]
+    if not failed:
+        return []
+    record, call = failed[0]
+    return [f"{len(failed)} of {len(calls)} LLM calls failed (first: seed {record.get('seed')} "
+            f"uid {record.get('uid')!r}: {call.get('error')!r}); rerun the submission"]
 
 
 def _check_policy(header: Mapping[str, Any]) -> list[str]:

@@ -84,15 +84,16 @@ def test_board_regenerates_identically_from_results(tmp_path, results):
     folder, splits = results
     assert bench("leaderboard", folder, "--out", tmp_path / "b1", "--splits-dir", splits) == 0
     assert bench("leaderboard", folder, "--out", tmp_path / "b2", "--splits-dir", splits) == 0
-    for name in ("leaderboard.md", "leaderboard.html"):
-        assert (tmp_path / "b1" / name).read_text() == (tmp_path / "b2" / name).read_text()
+    for name in ("leaderboard.md", "leaderboard.html", "frontier.png", "comparisons.png"):
+        assert (tmp_path / "b1" / name).read_bytes() == (tmp_path / "b2" / name).read_bytes()
     assert (tmp_path / "b1" / "frontier.png").stat().st_size > 1000
     board = (tmp_path / "b1" / "leaderboard.md").read_text()
     header = json.loads((folder / "debate" / RESULT_FILE).read_text())
-    assert f"| debate | scripted | {header['aggregates']['score']:.3f} |" in board
+    assert f"| debate | {header['aggregates']['score']:.3f} |" in board
     assert (
-        "## arith (small-v1)" in board
-        and "<table>" in (tmp_path / "b1" / "leaderboard.html").read_text()
+        "## arith (small-v1, 5 problems)" in board
+        and '<table class="scores" data-table="scores arith">'
+        in (tmp_path / "b1" / "leaderboard.html").read_text()
     )
 
 
