@@ -19,6 +19,7 @@ import argparse
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.logger import Logger
 
 from spgg_env.equilibrium import solve_spne
 from spgg_env.mechanism import make_mechanism
@@ -46,6 +47,8 @@ def train(mechanism: str, steps: int, seed: int) -> PPO:
         "MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=5, learning_rate=1e-3,
         ent_coef=0.01, seed=seed, device="cpu",
     )  # fmt: skip
+    # no log files: SB3's default logger makes an empty SB3-<date> folder in /tmp per run
+    model.set_logger(Logger(folder=None, output_formats=[]))
     env.set_policy(lambda obs: model.predict(obs, deterministic=False)[0])
     env.reset(seed=seed)
     model.learn(steps)
