@@ -44,14 +44,19 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     return path
 
 
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically (temp file, then ``os.replace``)."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` atomically (a temp file beside ``path``, then ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically (:func:`write_text`)."""
+    return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def load_checkpoint(path: str | Path, game: GameSpec | None = None, *,

@@ -86,6 +86,14 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def mean_ci(values: Sequence[float], *, samples: int = 2000, seed: int = 0
+            ) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of ``values`` and its :func:`bootstrap_ci` interval
+    (the learner boards' cells: one value per seed)."""
+    low, high = bootstrap_ci(values, samples=samples, seed=seed)
+    return float(np.mean(values)), low, high
+
+
 def aggregate(
     records: Sequence[Mapping[str, Any]], *, bootstrap_samples: int = 1000, bootstrap_seed: int = 0
 ) -> dict[str, Any]:

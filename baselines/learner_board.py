@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 
 import spgg_env
-from spgg_env.baselines.leaderboard import bootstrap_ci
+from spgg_env.baselines.leaderboard import mean_ci
 from spgg_env.equilibrium import solve
 from spgg_env.learner import load, play_episodes
 from spgg_env.mechanism import make_mechanism
@@ -295,13 +295,6 @@ def _dumps(data: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ the board
-def _mean_ci(values: Sequence[float]) -> tuple[float, float, float] | None:
-    if not values:
-        return None
-    low, high = bootstrap_ci(values, samples=2000, seed=0)
-    return float(np.mean(values)), low, high
-
-
 def board_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per (learner, mechanism, n), every aggregate recomputed from the checkpoints."""
     rows = []
@@ -320,8 +313,8 @@ def board_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "equilibrium_share": cell["equilibrium_welfare"] / efficient,
                 "seeds": len(seeds),
                 "reached": len(reached),
-                "episodes_to_reach": _mean_ci(reached),
-                "welfare_share": _mean_ci([s["final_welfare"] / efficient for s in seeds]),
+                "episodes_to_reach": mean_ci(reached) if reached else None,
+                "welfare_share": mean_ci([s["final_welfare"] / efficient for s in seeds]),
                 "budget": config["episodes"],
                 "levels": config["levels"],
                 "curve": _on_path_curve(seeds, cell["equilibrium_path"]),

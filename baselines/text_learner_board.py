@@ -67,9 +67,10 @@ from typing import Any
 
 import numpy as np
 
+from spgg_env.agents.checkpoint import write_text
 from spgg_env.agents.learning import option
 from spgg_env.baselines import learner_board as scalar_board
-from spgg_env.baselines.leaderboard import bootstrap_ci
+from spgg_env.baselines.leaderboard import mean_ci
 from spgg_env.spec import GameSpec
 
 #: The board's game: one-step easy arith, 3 agents, MAC-SPGG, partial observation.
@@ -339,18 +340,11 @@ def run_board(config: TextBoardConfig, out_dir: str | Path, *,
                                  f"{differing}); use another --out or remove it")
             log(f"[{config.name} seed {seed}] done already: {path}")
         else:
-            _write_atomic(path, json.dumps(run_seed(config, seed, log=log), indent=1,
+            write_text(path, json.dumps(run_seed(config, seed, log=log), indent=1,
                                            sort_keys=True) + "\n")
             log(f"[{config.name} seed {seed}] wrote {path}")
         paths.append(path)
     return paths
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 # ------------------------------------------------------------------------------ the board
@@ -381,11 +375,6 @@ def load_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     return results
 
 
-def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
-    low, high = bootstrap_ci(values, samples=2000, seed=0)
-    return float(np.mean(values)), low, high
-
-
 #: The protocol fields every row of one board must share (the game and the held-out set).
 SHARED = ("game", "eval_split", "eval_size", "model", "max_new_tokens")
 
@@ -413,14 +402,14 @@ def board_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"learner": name, "seeds": [r["seed"] for r in seeds],
                                "budget": protocol["episodes"],
                                "episodes_per_update": protocol["episodes_per_update"],
-                               "cpu_seconds": _mean_ci([r["cost"]["cpu_seconds"] for r in seeds]),
+                               "cpu_seconds": mean_ci([r["cost"]["cpu_seconds"] for r in seeds]),
                                "curves": [r["curve"] for r in seeds]}
         for key in ("task_score", "reward"):
             before = [r["curve"][0][key] for r in seeds]
             after = [r["curve"][-1][key] for r in seeds]
-            row[f"{key}_before"] = _mean_ci(before)
-            row[f"{key}_after"] = _mean_ci(after)
-            row[f"{key}_change"] = _mean_ci([a - b for a, b in zip(after, before, strict=True)])
+            row[f"{key}_before"] = mean_ci(before)
+            row[f"{key}_after"] = mean_ci(after)
+            row[f"{key}_change"] = mean_ci([a - b for a, b in zip(after, before, strict=True)])
         rows.append(row)
     rows.sort(key=lambda r: (_order(r["learner"]), r["learner"]))
     return rows
