@@ -16,6 +16,11 @@ and ``params`` entries are merged over them key by key::
       - name: finaliser
         backend: {kind: openai, base_url: "http://127.0.0.1:8000/v1", model: qwen3-8b}
 
+``shots: k`` (top level) shows every agent ``k`` solved problems of the task's training split
+before each turn, as earlier chat turns (the game's first-turn prompt of the exemplar, then its
+worked answer in the task's format): drawn once per run seed, never from the evaluated split
+(:mod:`spgg_env.tasks.exemplars`; a task without a training split is played zero-shot).
+
 Agents whose merged backend specs are equal share one backend instance (one model in memory).
 The default ensemble, :data:`DEFAULT_CONFIG`, is three SmolLM2-135M-Instruct agents (embedded,
 offline) with different roles and parameters.
@@ -25,23 +30,27 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from spgg_env.agents.backend import Backend, GenerationParams, make_backend
 from spgg_env.agents.engine import Request
 from spgg_env.agents.llm_agent import LLMAgent
 
+log = logging.getLogger(__name__)
+
 #: The default ensemble config (three embedded SmolLM2 agents).
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
 _PARAM_NAMES = frozenset(f.name for f in fields(GenerationParams))
 _AGENT_KEYS = frozenset({"name", "backend", "params", "system_prompt"})
-_TOP_KEYS = frozenset({"name", "defaults", "agents"})
+_TOP_KEYS = frozenset({"name", "defaults", "agents", "shots"})
 
 
 @dataclass(frozen=True)
@@ -68,10 +77,12 @@ class EnsembleConfig:
     Attributes:
         agents: The agents, in their order of play.
         name: Label of the ensemble.
+        shots: Few-shot exemplars shown to every agent (0: none).
     """
 
     agents: tuple[AgentConfig, ...]
     name: str = "ensemble"
+    shots: int = 0
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -109,7 +120,10 @@ class EnsembleConfig:
                 params=params,
                 system_prompt=str(raw.get("system_prompt", defaults.get("system_prompt", ""))),
             ))
-        return cls(agents=tuple(agents), name=str(data.get("name", "ensemble")))
+        shots = data.get("shots", 0)
+        if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
+            raise ValueError(f"{source}: 'shots' must be an integer >= 0, got {shots!r}")
+        return cls(agents=tuple(agents), name=str(data.get("name", "ensemble")), shots=shots)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> EnsembleConfig:
@@ -145,6 +159,7 @@ class EnsembleConfig:
         """A plain mapping that :meth:`from_dict` reads back (for ``run_meta.json``)."""
         return {
             "name": self.name,
+            "shots": self.shots,
             "agents": [
                 {"name": a.name, "backend": dict(a.backend), "params": dict(a.params),
                  "system_prompt": a.system_prompt}
@@ -187,7 +202,7 @@ class EnsembleConfig:
                 raise ValueError(f"n_agents must be >= 1, got {n_agents!r}")
             agents = [copy.copy(agents[i % len(agents)]) for i in range(n_agents)]
         return EnsembleConfig.from_dict(
-            {"name": self.name, "agents": [
+            {"name": self.name, "shots": self.shots, "agents": [
                 {"name": a.name, "backend": a.backend, "params": a.params,
                  "system_prompt": a.system_prompt} for a in agents
             ]}
@@ -206,6 +221,8 @@ class Ensemble:
     agents: list[LLMAgent]
     config: EnsembleConfig | None = None
     backends: list[Backend] = field(init=False)
+    exemplar_uids: tuple[str, ...] = field(init=False, default=())
+    _prepared: tuple[Any, ...] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.agents:
@@ -224,6 +241,39 @@ class Ensemble:
         """Agents in the game it plays."""
         return len(self.agents)
 
+    def prepare(self, task: Any, spec: Any, seed: int) -> None:
+        """Draw the config's ``shots`` exemplars for a run (the episode runner calls this).
+
+        Exemplars come from :func:`~spgg_env.tasks.exemplars.draw_exemplars` with a generator
+        seeded ``derive_seed(seed, "exemplars")``, so a run seed gives the same exemplars on every
+        worker. Each becomes two chat turns: the game's prompt for the first agent (no
+        contributions yet) and the task's worked answer. A task with no problems outside the
+        evaluated split is played zero-shot (logged).
+        """
+        shots = self.config.shots if self.config else 0
+        if self._prepared == (id(task), spec, seed) or not shots:
+            return
+        from spgg_env import prompts
+        from spgg_env.seeding import derive_seed
+        from spgg_env.tasks.exemplars import demonstration, draw_exemplars
+
+        rng = np.random.default_rng(derive_seed(seed, "exemplars"))
+        try:
+            picked = draw_exemplars(task, shots, task.problems(spec.split), rng)
+        except ValueError as exc:
+            log.warning("playing zero-shot: %s", exc)
+            picked = ()
+        turns: list[dict[str, str]] = []
+        for problem in picked:
+            turns.append({"role": "user", "content": prompts.render(
+                instruction=task.instruction, question=problem.question, visible=(),
+                position=0, n_agents=spec.n_agents, style=spec.prompt_style)})
+            turns.append({"role": "assistant", "content": demonstration(task, problem)})
+        for agent in self.agents:
+            agent.exemplars = tuple(turns)
+        self.exemplar_uids = tuple(p.uid for p in picked)
+        self._prepared = (id(task), spec, seed)
+
     def backend_map(self) -> dict[str, Backend]:
         """The distinct backends by key, for the episode engine (``"backend_0"``...)."""
         return {f"backend_{i}": b for i, b in enumerate(self.backends)}
@@ -241,6 +291,8 @@ class Ensemble:
         index = {id(b): i for i, b in enumerate(self.backends)}
         return {
             "name": self.config.name if self.config else "ensemble",
+            "shots": self.config.shots if self.config else 0,
+            "exemplars": list(self.exemplar_uids),
             "agents": [
                 {"name": a.name, "params": a.params.to_dict(), "system_prompt": a.system_prompt,
                  "backend": index[id(a.backend)]}

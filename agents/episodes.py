@@ -43,6 +43,9 @@ class Policy(Protocol):
         """One action per observation: the contribution text, or a Request to generate it."""
         ...
 
+    # Optional: ``prepare(task, spec, seed)``, called by :class:`EpisodeRunner` before a run's
+    # first episode (an ensemble draws its few-shot exemplars there).
+
 
 class ActingCounter:
     """An env's ``token_counter`` under ``token_counting="model"``: counts with the tokenizer of
@@ -271,6 +274,13 @@ class EpisodeRunner:
         self._free: list[Any] = []
         self.n_problems = len(self.task.problems(spec.split))
 
+    def _prepare(self, seed: int) -> None:
+        """Let the policy see the task once per run seed (``policy.prepare(task, spec, seed)``,
+        when it has one: e.g. an ensemble drawing its few-shot exemplars)."""
+        prepare = getattr(self.policy, "prepare", None)
+        if callable(prepare):
+            prepare(self.task, self.spec, seed)
+
     def _env(self) -> Any:
         if self._free:
             return self._free.pop()
@@ -300,6 +310,7 @@ class EpisodeRunner:
         """
         if episodes < 0:
             raise ValueError(f"episodes must be >= 0, got {episodes!r}")
+        self._prepare(seed)
         start = time.perf_counter()
         indices = range(first_episode, first_episode + episodes)
         programs = (
@@ -313,6 +324,7 @@ class EpisodeRunner:
              seed: int = 0) -> list[Episode]:
         """Play chosen episodes, ``(index, reset options)`` pairs (e.g. a learner's batch of
         problems); seeds as in :meth:`run` (indices should not repeat within a run)."""
+        self._prepare(seed)
         start = time.perf_counter()
         programs = [self._program(i, seed, options, start) for i, options in items]
         return list(self.engine.run(programs))

@@ -21,44 +21,12 @@ from spgg_env.agents.backend import ChatPrompt
 from spgg_env.agents.engine import Program, Request
 from spgg_env.baselines.methods import BASE_TEMPLATE, Method, Outcome, SolveContext, base_prompt
 from spgg_env.tasks.base import Problem, Task
-
-#: Splits that may provide few-shot exemplars, in order of preference.
-EXEMPLAR_SPLITS = ("train", "dev", "validation")
-#: Metadata keys that may hold a worked answer, in order of preference.
-DEMO_KEYS = ("demonstration", "solution", "canonical_solution", "rationale", "reference")
+from spgg_env.tasks.exemplars import demonstration, draw_exemplars
 
 COT_SUFFIX = (
     "\n\nThink step by step: write your reasoning first, then give the final answer in the "
     "required format."
 )
-
-
-def demonstration(task: Task, problem: Problem) -> str:
-    """A worked answer to ``problem`` for few-shot prompts.
-
-    Uses ``task.demonstration(problem)`` when the task defines it, else the first of
-    :data:`DEMO_KEYS` in the problem's metadata, else the gold answer as ``Answer: ...``.
-    """
-    custom = getattr(task, "demonstration", None)
-    if callable(custom):
-        return str(custom(problem))
-    for key in DEMO_KEYS:
-        value = problem.metadata.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    return f"Answer: {problem.answer}"
-
-
-def exemplar_pool(task: Task, evaluated: Sequence[Problem]) -> tuple[Problem, ...]:
-    """The problems few-shot exemplars may come from (never an evaluated one)."""
-    taken = {problem.uid for problem in evaluated}
-    for split in (*[s for s in EXEMPLAR_SPLITS if s in task.splits], task.default_split):
-        try:
-            pool = task.problems(split)
-        except (ValueError, RuntimeError, OSError):  # listed but not loadable from this source
-            continue
-        return tuple(p for p in pool if p.uid not in taken)
-    return ()
 
 
 class SingleAgent(Method):
@@ -85,16 +53,7 @@ class SingleAgent(Method):
         return {"shots": self.shots, "system": self.system}
 
     def prepare(self, task: Task, problems: Sequence[Problem], rng: np.random.Generator) -> None:
-        if not self.shots:
-            return
-        pool = exemplar_pool(task, problems)
-        if len(pool) < self.shots:
-            raise ValueError(
-                f"task {task.name!r} has only {len(pool)} problems outside the evaluated ones "
-                f"for {self.shots} few-shot exemplars; lower `shots`"
-            )
-        picks = sorted(rng.choice(len(pool), size=self.shots, replace=False).tolist())
-        self.exemplars = tuple(pool[i] for i in picks)
+        self.exemplars = draw_exemplars(task, self.shots, problems, rng)
 
     def prompt(self, task: Task, problem: Problem) -> ChatPrompt:
         """The chat prompt: system, exemplar turns, then the problem."""

@@ -146,3 +146,73 @@ def test_default_config_is_three_embedded_agents():
     assert len(cfg.agents) == 3
     assert {a.backend["model"] for a in cfg.agents} == {"embedded"}
     assert len({a.system_prompt for a in cfg.agents}) == 3
+
+
+# ------------------------------------------------------------------ few-shot exemplars
+def test_shots_must_be_a_non_negative_integer():
+    assert EnsembleConfig.from_dict(scripted_config(shots=2)).shots == 2
+    assert EnsembleConfig.from_dict(scripted_config()).to_dict()["shots"] == 0
+    for bad in (-1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="'shots' must be an integer >= 0"):
+            EnsembleConfig.from_dict(scripted_config(shots=bad))
+    # overrides keep the shots
+    assert EnsembleConfig.from_dict(scripted_config(shots=1)).with_overrides(n_agents=2).shots == 1
+
+
+def test_exemplars_come_from_training_problems_as_worked_turns_drawn_once_per_seed():
+    from spgg_env.spec import GameSpec
+
+    spec = GameSpec(task="arith", task_options={"difficulty": "easy"})
+    task = spec.make_task()
+    ensemble = build_ensemble(scripted_config(shots=2))
+    ensemble.prepare(task, spec, seed=3)
+    train = {p.uid: p for p in task.problems("train")}
+    assert len(ensemble.exemplar_uids) == 2 and set(ensemble.exemplar_uids) <= set(train)
+    chat = ensemble.agents[1].chat(OBS)
+    assert [m["role"] for m in chat] == ["user", "assistant", "user", "assistant", "user"]
+    first = train[ensemble.exemplar_uids[0]]
+    assert first.question in chat[0]["content"] and "agent 1 of 3" in chat[0]["content"]
+    assert chat[1]["content"] == task.demonstration(first)
+    assert chat[1]["content"].endswith(f"The answer is {first.answer}.")
+    assert chat[-1]["content"] == OBS["prompt"]
+    # the system prompt stays first; every agent sees the same exemplars
+    assert ensemble.agents[0].chat(OBS)[0]["role"] == "system"
+    assert ensemble.agents[0].chat(OBS)[1:] == ensemble.agents[2].chat(OBS)
+    # same seed, same exemplars (another ensemble, as on another worker); another seed differs
+    again = build_ensemble(scripted_config(shots=2))
+    again.prepare(spec.make_task(), spec, seed=3)
+    assert again.exemplar_uids == ensemble.exemplar_uids
+    seeds = set()
+    for seed in range(4):
+        again.prepare(task, spec, seed=seed)
+        seeds.add(again.exemplar_uids)
+    assert len(seeds) > 1
+    assert ensemble.describe()["exemplars"] == list(ensemble.exemplar_uids)
+
+
+def test_a_task_without_other_problems_is_played_zero_shot(caplog):
+    from spgg_env.spec import GameSpec
+
+    spec = GameSpec(task="arith", split="test")
+    task = spec.make_task()
+    task.splits = ("test",)  # no training split: the pool is the evaluated split minus itself
+    ensemble = build_ensemble(scripted_config(shots=2))
+    ensemble.prepare(task, spec, seed=0)
+    assert ensemble.exemplar_uids == () and "playing zero-shot" in caplog.text
+    assert [m["role"] for m in ensemble.agents[1].chat(OBS)] == ["user"]
+
+
+def test_the_episode_runner_prepares_the_policy_with_its_seed():
+    from spgg_env.agents.engine import Engine
+    from spgg_env.agents.episodes import EpisodeRunner
+    from spgg_env.spec import GameSpec
+
+    spec = GameSpec(task="arith", task_options={"difficulty": "easy"})
+    ensemble = build_ensemble(scripted_config(shots=1))
+    runner = EpisodeRunner(spec, ensemble, Engine(ensemble.backend_map()))
+    (episode,) = list(runner.run(1, seed=7))
+    record = episode.to_record()
+    uid = ensemble.exemplar_uids[0]
+    question = next(p.question for p in runner.task.problems("train") if p.uid == uid)
+    assert all(question in step["prompt"][0]["content"] for step in record["agents"][1:])
+    assert question in record["agents"][0]["prompt"][1]["content"]  # after the system prompt

@@ -4,7 +4,7 @@ import pytest
 
 import spgg_env.tasks.arith as arith
 from spgg_env.tasks import make_task
-from spgg_env.tasks.arith import ArithTask
+from spgg_env.tasks.arith import ArithTask, worked_solution
 from spgg_env.tasks.gsm8k import GSM8KTask
 
 
@@ -149,3 +149,32 @@ def test_template_hash_changes_with_every_template_piece(piece, monkeypatch):
     assert sum(before[s] != after[s] for s in before) == 1
     assert prompts.format_line(ArithTask.instruction) == "End with 'The answer is N'."
     assert prompts.format_line("One line only.") == ""
+
+
+# ------------------------------------------------------------ worked solutions (few-shot)
+@pytest.mark.parametrize("options", [{}, {"difficulty": "easy"}])
+def test_worked_solution_of_every_generated_problem_reaches_its_answer(options):
+    task = ArithTask(n_problems=300, **options)
+    for split in task.splits:
+        for problem in task.problems(split):
+            demo = task.demonstration(problem)
+            assert demo.endswith(f"The answer is {problem.answer}.")
+            assert task.score(problem, demo).value == 1.0  # the strict scorer accepts it
+            assert demo.count(" = ") == problem.metadata["steps"]  # one equation per step
+
+
+def test_worked_solution_shows_each_operation():
+    assert worked_solution(
+        "Kim has 28 pencils. Kim finds 1 more pencils. Kim buys 2 jars of 5 pencils. "
+        "Then Kim doubles the number of pencils. Kim gives 3 pencils to a friend. "
+        "Kim splits the pencils equally among 5 people, Kim included, and keeps one share. "
+        "How many pencils does Kim have now?"
+    ) == ("28 + 1 = 29. 29 + 2 x 5 = 39. 39 x 2 = 78. 78 - 3 = 75. 75 / 5 = 15. "
+          "The answer is 15.")
+
+
+@pytest.mark.parametrize("question", ["", "What is 2 + 2?",
+                                      "Ann has 3 apples. Ann eats 2 apples. How many?"])
+def test_worked_solution_refuses_text_the_generator_did_not_write(question):
+    with pytest.raises(ValueError, match="not a generated arith"):
+        worked_solution(question)

@@ -235,7 +235,7 @@ def test_legacy_checkpoint_facts_give_the_policys_game():
     with pytest.raises(ValueError, match="does not say which game"):
         policy_game(object())
 def test_few_shot_pool_falls_back_to_unevaluated_test_problems(monkeypatch):
-    from spgg_env.baselines.single_agent import exemplar_pool
+    from spgg_env.tasks.exemplars import exemplar_pool
 
     task, _ = arith_setup()
     real = task.problems

@@ -25,6 +25,7 @@ format); 1 (lenient extraction: "The answer is N", else "#### N", else the last 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -116,6 +117,43 @@ def generate_problem(rng: Rng, uid: str, min_steps: int, max_steps: int, easy: b
     )
 
 
+_START = re.compile(r"^\w+ has (\d+) ")
+_STEPS: tuple[tuple[re.Pattern[str], Callable[[int, re.Match[str]], tuple[str, int]]], ...] = (
+    (re.compile(r" buys (\d+) \w+ of (\d+) "),
+     lambda v, m: (f"{v} + {m[1]} x {m[2]} = {v + int(m[1]) * int(m[2])}",
+                   v + int(m[1]) * int(m[2]))),
+    (re.compile(r" finds (\d+) more "), lambda v, m: (f"{v} + {m[1]} = {v + int(m[1])}",
+                                                        v + int(m[1]))),
+    (re.compile(r" gives (\d+) .* to a friend"),
+     lambda v, m: (f"{v} - {m[1]} = {v - int(m[1])}", v - int(m[1]))),
+    (re.compile(r" (doubles|triples) the number"),
+     lambda v, m: (f"{v} x {2 if m[1] == 'doubles' else 3} = {v * (2 if m[1] == 'doubles' else 3)}",
+                   v * (2 if m[1] == "doubles" else 3))),
+    (re.compile(r" equally among (\d+) people"),
+     lambda v, m: (f"{v} / {m[1]} = {v // int(m[1])}", v // int(m[1]))),
+)
+
+
+def worked_solution(question: str) -> str:
+    """The step-by-step solution of a generated question: one equation per operation, then
+    ``The answer is N``. Raises ``ValueError`` for a question this generator did not write."""
+    sentences = [s for s in re.split(r"(?<=[.?])\s+", question.strip()) if s]
+    start = _START.match(sentences[0]) if sentences else None
+    if start is None:
+        raise ValueError(f"not a generated arith question: {question[:80]!r}")
+    value, lines = int(start[1]), []
+    for sentence in sentences[1:-1]:
+        for pattern, apply in _STEPS:
+            match = pattern.search(sentence)
+            if match:
+                line, value = apply(value, match)
+                lines.append(line + ".")
+                break
+        else:
+            raise ValueError(f"not a generated arith step: {sentence!r}")
+    return " ".join([*lines, f"The answer is {value}."])
+
+
 class ArithTask(Task):
     """Seeded multi-step arithmetic word problems, scored by exact numeric match.
 
@@ -195,6 +233,12 @@ class ArithTask(Task):
         if split == "train":
             exclude = frozenset(p.question for p in self.problems("test"))
         return self._generate(split, self.n_problems, exclude)
+
+    def demonstration(self, problem: Problem) -> str:
+        """A worked answer to ``problem`` in the task's format, for few-shot prompts:
+        one equation per sentence, then the answer line, e.g. ``"3 + 4 = 7. 7 - 2 = 5.
+        The answer is 5."`` (read back from the generated sentences)."""
+        return worked_solution(problem.question)
 
     def score(self, problem: Problem, text: str) -> Score:
         """1.0 if ``text`` commits to the answer (exactly), else 0.0 and why (never raises)."""
