@@ -45,6 +45,7 @@ from spgg_env.judge_train import FEATURE_SETS, cross_fit, design_matrix
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "summeval" / "test.jsonl"
 SYSTEMS = Path(__file__).resolve().parents[1] / "spgg_env" / "judge" / "summeval_systems.json"
+ZERO_SHOT = "zero-shot 135M (G-Eval style)"
 HEADER = (
     "| judge | correlation | coherence | consistency | fluency | relevance | mean | articles |\n"
     "|---|---|---|---|---|---|---|---|"
@@ -92,14 +93,18 @@ def main() -> None:
 
     judges: dict[str, dict[str, np.ndarray]] = {}
     zero = expected_scores(data["probs"])
-    judges["zero-shot 135M (G-Eval style)"] = {d: zero[..., i] for i, d in enumerate(DIMENSIONS)}
+    # articles passed with the zero-shot question rows (a features-only pass has none)
+    asked = np.flatnonzero(np.isfinite(zero).all(axis=(1, 2)))
+    judges[ZERO_SHOT] = {d: zero[..., i] for i, d in enumerate(DIMENSIONS)}
     folds = article_folds(len(scored), args.folds, args.seed)
     n_summaries = data["probs"].shape[1]
+    sets = {name: spec for name, spec in FEATURE_SETS.items()
+            if all(block in data for block, _ in spec)}
     features = {name: design_matrix(data, spec).reshape(len(scored), n_summaries, -1)
-                for name, spec in FEATURE_SETS.items()}
+                for name, spec in sets.items()}
     y = np.stack([expert[d] for d in DIMENSIONS], axis=-1)
     fit_start = time.process_time()
-    head, choices = cross_fit(features, y, folds, seed=args.seed)
+    head, choices = cross_fit(features, y, folds, feature_sets=sets, seed=args.seed)
     fit_seconds = time.process_time() - fit_start
     judges[f"head on 135M features ({args.folds}-fold by article)"] = {
         d: head[..., i] for i, d in enumerate(DIMENSIONS)
@@ -113,16 +118,22 @@ def main() -> None:
                     "head_choices": choices, "head_fit_cpu_seconds": fit_seconds,
                     "model_pass_wall_seconds": float(data["seconds"].sum()), "tables": {}}
     heldout = folds[0]
+    everything = np.arange(len(scored))
     tables = {
-        f"summary level, {len(scored)} articles scored by the model": (slice(None), "summary"),
+        f"summary level, {len(scored)} articles scored by the model": (everything, "summary"),
         f"summary level, held-out fold ({len(heldout)} articles)": (heldout, "summary"),
     }
+    if 0 < len(asked) < len(scored):
+        tables[f"summary level, the {len(asked)} articles with zero-shot scores"] = (
+            asked, "summary")
     if systems is not None:
-        tables[f"system level, {len(scored)} articles"] = (slice(None), "system")
+        tables[f"system level, {len(scored)} articles"] = (everything, "system")
     for title, (part, level) in tables.items():
         print(f"\n### {title}\n\n{HEADER}")
         report["tables"][title] = {}
         for label, scores in judges.items():
+            if label == ZERO_SHOT and not np.isin(part, asked).all():
+                continue  # the zero-shot judge only where the pass asked its questions
             js = {d: scores[d][part] for d in DIMENSIONS}
             ex = {d: expert[d][part] for d in DIMENSIONS}
             if level == "summary":
@@ -134,7 +145,7 @@ def main() -> None:
             report["tables"][title][label] = {
                 c: {k: vars(f) for k, f in row.items()} for c, row in figures.items()
             }
-        if level == "summary" and isinstance(part, slice):
+        if level == "summary" and part is everything:
             print("\n".join(published_rows()))
     print("\n### summary level, all 100 articles (no model)\n\n" + HEADER)
     for label, single in (("ROUGE-L F (11 references)", rouge_all), ("length (words)", length_all)):

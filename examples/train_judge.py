@@ -55,7 +55,7 @@ def features(args: argparse.Namespace) -> None:
     rows = read_rows(args.data)
     scorer = TransformersScorer(args.model, device="cpu")
     extract_dataset(scorer, rows, args.features, seed=args.seed, limit=args.limit,
-                    start=args.start)
+                    start=args.start, questions=not getattr(args, "no_questions", False))
 
 
 def head(args: argparse.Namespace) -> None:
@@ -65,14 +65,17 @@ def head(args: argparse.Namespace) -> None:
     rows = read_rows(args.data)
     data = load_features(args.features)
     n = len(data["article"])
+    sets = available_sets(data)
     x = {name: design_matrix(data, spec).reshape(n, data["probs"].shape[1], -1)
-         for name, spec in FEATURE_SETS.items()}
+         for name, spec in sets.items()}
     y = data["expert"]
     start = time.process_time()
     folds = article_folds(n, args.folds, args.seed)
-    pred, choices = cross_fit(x, y, folds, seed=args.seed)
+    pred, choices = cross_fit(x, y, folds, feature_sets=sets, seed=args.seed)
     zero_shot = expected_scores(data["probs"])
-    name, alpha, params, inner = select_and_fit(x, y, np.arange(n), seed=args.seed)
+    asked = np.isfinite(zero_shot).all(axis=(1, 2))  # articles passed with the question rows
+    name, alpha, params, inner = select_and_fit(x, y, np.arange(n), feature_sets=sets,
+                                                seed=args.seed)
     seconds = time.process_time() - start
     card = {
         "about": "Linear (ridge) head on the hidden states of the embedded SmolLM2-135M-Instruct "
@@ -86,13 +89,15 @@ def head(args: argparse.Namespace) -> None:
         "data": str(args.data.name),
         "data_sha256": file_sha256(args.data),
         "articles": [rows[int(a)]["id"] for a in data["article"]],
-        "config": {"feature_sets": list(FEATURE_SETS), "alphas": list(ALPHAS),
+        "config": {"feature_sets": list(sets), "alphas": list(ALPHAS),
                    "inner_k": 5, "seed": args.seed, "article_order_seed": args.seed},
         "cross_validation": {
             "folds": args.folds,
             "per_fold_choice": choices,
             "mean_summary_spearman_head": mean_summary_spearman(pred, y),
-            "mean_summary_spearman_zero_shot": mean_summary_spearman(zero_shot, y),
+            "mean_summary_spearman_zero_shot": (
+                mean_summary_spearman(zero_shot[asked], y[asked]) if asked.any() else None),
+            "zero_shot_articles": int(asked.sum()),
             "inner_cv_all_articles": inner,
         },
         "fit_cpu_seconds": seconds,
@@ -101,8 +106,13 @@ def head(args: argparse.Namespace) -> None:
     path = make_head(name, params, card).save(args.out)
     print(f"head ({name}, alpha {alpha:g}) on {n} articles -> {path}; by-article "
           f"{args.folds}-fold mean summary-level Spearman: head "
-          f"{card['cross_validation']['mean_summary_spearman_head']:.3f}, zero-shot "
-          f"{card['cross_validation']['mean_summary_spearman_zero_shot']:.3f}; {seconds:.0f} s CPU")
+          f"{card['cross_validation']['mean_summary_spearman_head']:.3f}; {seconds:.0f} s CPU")
+
+
+def available_sets(data: dict) -> dict:
+    """The candidate feature sets whose blocks every extracted article has."""
+    return {name: spec for name, spec in FEATURE_SETS.items()
+            if all(block in data for block, _ in spec)}
 
 
 def scorer_identity(model: str) -> str:
@@ -168,6 +178,8 @@ def main() -> None:
     common.add_argument("--limit", type=int, default=None, help="first N articles of the order")
     common.add_argument("--start", type=int, default=0, help="first position of the order")
     feat = sub.add_parser("features", parents=[common], help=features.__doc__)
+    feat.add_argument("--no-questions", action="store_true",
+                      help="features for the head only: skip the zero-shot question rows")
     feat.set_defaults(run=features)
     fit = sub.add_parser("head", parents=[common], help=head.__doc__)
     fit.add_argument("--folds", type=int, default=5)

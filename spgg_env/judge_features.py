@@ -6,9 +6,11 @@ summaries on the four dimensions and keeps the features the learned head reads. 
 is written to its own ``<folder>/<position>.npz`` (atomically: a temporary file renamed into
 place), so a run can stop at any time and resume where it stopped:
 
-- ``probs``: summaries x dimensions x 5, the probabilities of the tokens "1".."5";
+- ``probs``: summaries x dimensions x 5, the probabilities of the tokens "1".."5" (NaN when the
+  pass was run without the question rows, ``questions=False``: the learned head does not need
+  them and they cost about half again the body's time);
 - ``body_mean``, ``body_last``: summaries x layers x hidden;
-- ``question_last``: summaries x dimensions x layers x hidden;
+- ``question_last``: summaries x dimensions x layers x hidden (only with the question rows);
 - ``expert``: summaries x dimensions, the experts' mean scores (NaN for texts without any);
 - ``article``: the article's index in the data file; ``seconds``: its wall time.
 
@@ -40,20 +42,20 @@ def extract_article(
     *,
     max_document_chars: int = 4000,
     max_summary_chars: int = 1500,
+    questions: bool = True,
 ) -> dict[str, np.ndarray]:
     """Probabilities and features of every summary of one article (see the module docstring)."""
     start = time.perf_counter()
     ratings = scorer.rate(
         neutralise(cut(document, max_document_chars)),
         [neutralise(cut(s, max_summary_chars)) for s in summaries],
-        DIMENSIONS,
+        DIMENSIONS if questions else (),
         features=True,
     )
-    out = {
-        "probs": np.array([r.probs for r in ratings], dtype=np.float64),
-        "seconds": np.array(time.perf_counter() - start),
-    }
-    for key in ("body_mean", "body_last", "question_last"):
+    probs = (np.array([r.probs for r in ratings], dtype=np.float64) if questions
+             else np.full((len(summaries), len(DIMENSIONS), 5), np.nan))
+    out = {"probs": probs, "seconds": np.array(time.perf_counter() - start)}
+    for key in ("body_mean", "body_last") + (("question_last",) if questions else ()):
         out[key] = np.stack([r.features[key] for r in ratings]).astype(np.float16)
     return out
 
@@ -66,6 +68,7 @@ def extract_dataset(
     seed: int = 0,
     limit: int | None = None,
     start: int = 0,
+    questions: bool = True,
     progress: Callable[[str], None] = print,
 ) -> list[Path]:
     """Extract every article of ``rows`` (mteb/summeval rows) into ``folder``; resumable.
@@ -77,6 +80,7 @@ def extract_dataset(
         seed: Seed of :func:`article_order`.
         limit: Stop after this many articles of the order.
         start: Begin at this position of the order (a second worker can take the far end).
+        questions: Also run the dimension questions (zero-shot probabilities, ``question_last``).
         progress: Called with one line per article.
 
     Returns:
@@ -94,7 +98,8 @@ def extract_dataset(
         if path.is_file():
             continue
         row = rows[index]
-        record = extract_article(scorer, row["text"], row["machine_summaries"])
+        record = extract_article(scorer, row["text"], row["machine_summaries"],
+                                 questions=questions)
         record["article"] = np.array(index)
         record["expert"] = np.array([row[d] for d in DIMENSIONS], dtype=np.float64).T
         tmp = path.with_suffix(".tmp.npz")
@@ -108,12 +113,17 @@ def extract_dataset(
 
 
 def load_features(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """All finished article files of ``folder``, stacked (articles x summaries x ...)."""
+    """All finished article files of ``folder``, stacked (articles x summaries x ...).
+
+    Only the arrays every file has are kept (a pass without the question rows has no
+    ``question_last``); ``probs`` is NaN for articles passed without them.
+    """
     paths = sorted(p for p in Path(folder).glob("[0-9][0-9][0-9].npz"))
     if not paths:
         raise FileNotFoundError(f"no extracted articles (NNN.npz) in {folder}")
     loaded = [dict(np.load(p)) for p in paths]
-    return {key: np.stack([item[key] for item in loaded]) for key in loaded[0]}
+    common = [key for key in loaded[0] if all(key in item for item in loaded)]
+    return {key: np.stack([item[key] for item in loaded]) for key in common}
 
 
 def seed_judge_cache(judge: Any, rows: Sequence[dict[str, Any]], folder: str | os.PathLike[str]
@@ -127,6 +137,8 @@ def seed_judge_cache(judge: Any, rows: Sequence[dict[str, Any]], folder: str | o
     entries = {}
     for path in sorted(Path(folder).glob("[0-9][0-9][0-9].npz")):
         record = np.load(path)
+        if not np.isfinite(record["probs"]).all():  # passed without the question rows
+            continue
         row = rows[int(record["article"])]
         for s, summary in enumerate(row["machine_summaries"]):
             for d, dim in enumerate(DIMENSIONS):

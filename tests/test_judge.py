@@ -395,6 +395,13 @@ def test_training_and_meta_evaluation_commands_run(tiny, tmp_path) -> None:
     data = load_features(folder)
     assert len(files) == 4 and data["probs"].shape == (4, 4, 4, 5)
     assert data["body_mean"].shape == (4, 4, 5, 32)
+    assert "question_last" in data
+    # the rest of the order features-only: no question rows, NaN probabilities
+    extract_dataset(scorer, rows, folder, limit=5, questions=False, progress=lambda line: None)
+    data = load_features(folder)
+    assert data["body_mean"].shape[0] == 5 and "question_last" not in data
+    asked = np.isfinite(data["probs"]).all(axis=(1, 2, 3))
+    assert asked.tolist() == [True] * 4 + [False]
     examples = Path(__file__).parents[1] / "examples"
     head = subprocess.run(
         [sys.executable, str(examples / "train_judge.py"), "head", "--data", str(fixture),
@@ -402,11 +409,14 @@ def test_training_and_meta_evaluation_commands_run(tiny, tmp_path) -> None:
         capture_output=True, text=True, timeout=600)
     assert head.returncode == 0, head.stderr[-2000:]
     card = json.loads((tmp_path / "h.json").read_text())
-    assert len(card["articles"]) == 4 and len(card["data_sha256"]) == 64
+    assert len(card["articles"]) == 5 and len(card["data_sha256"]) == 64
+    assert card["cross_validation"]["zero_shot_articles"] == 4
+    assert card["features"] not in ("question_last", "body_mean+question_last")
     table = subprocess.run(
         [sys.executable, str(examples / "judge_correlation.py"), "--data", str(fixture),
          "--features", str(folder), "--folds", "2", "--n-boot", "20"],
         capture_output=True, text=True, timeout=600)
     assert table.returncode == 0, table.stderr[-2000:]
     assert "| zero-shot 135M (G-Eval style) | spearman |" in table.stdout
+    assert "the 4 articles with zero-shot scores" in table.stdout
     assert "G-Eval (GPT-4) (published)" in table.stdout
