@@ -146,6 +146,8 @@ def test_default_config_is_three_embedded_agents():
     assert len(cfg.agents) == 3
     assert {a.backend["model"] for a in cfg.agents} == {"embedded"}
     assert len({a.system_prompt for a in cfg.agents}) == 3
+    assert cfg.shots == 2  # worked exemplars: the 135M model then writes the answer line
+    assert {a.params["repetition_penalty"] for a in cfg.agents} == {1.0}
 
 
 # ------------------------------------------------------------------ few-shot exemplars
