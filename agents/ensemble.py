@@ -253,22 +253,7 @@ class Ensemble:
         shots = self.config.shots if self.config else 0
         if self._prepared == (id(task), spec, seed) or not shots:
             return
-        from spgg_env import prompts
-        from spgg_env.seeding import derive_seed
-        from spgg_env.tasks.exemplars import demonstration, draw_exemplars
-
-        rng = np.random.default_rng(derive_seed(seed, "exemplars"))
-        try:
-            picked = draw_exemplars(task, shots, task.problems(spec.split), rng)
-        except ValueError as exc:
-            log.warning("playing zero-shot: %s", exc)
-            picked = ()
-        turns: list[dict[str, str]] = []
-        for problem in picked:
-            turns.append({"role": "user", "content": prompts.render(
-                instruction=task.instruction, question=problem.question, visible=(),
-                position=0, n_agents=spec.n_agents, style=spec.prompt_style)})
-            turns.append({"role": "assistant", "content": demonstration(task, problem)})
+        picked, turns = exemplar_turns(task, spec, shots, seed)
         for agent in self.agents:
             agent.exemplars = tuple(turns)
         self.exemplar_uids = tuple(p.uid for p in picked)
@@ -300,6 +285,28 @@ class Ensemble:
             ],
             "backends": [b.describe() for b in self.backends],
         }
+
+
+def exemplar_turns(task: Any, spec: Any, shots: int, seed: int
+                   ) -> tuple[tuple[Any, ...], list[dict[str, str]]]:
+    """The exemplars of a run and their chat turns (see :meth:`Ensemble.prepare`)."""
+    from spgg_env import prompts
+    from spgg_env.seeding import derive_seed
+    from spgg_env.tasks.exemplars import demonstration, draw_exemplars
+
+    rng = np.random.default_rng(derive_seed(seed, "exemplars"))
+    try:
+        picked = draw_exemplars(task, shots, task.problems(spec.split), rng)
+    except ValueError as exc:
+        log.warning("playing zero-shot: %s", exc)
+        picked = ()
+    turns: list[dict[str, str]] = []
+    for problem in picked:
+        turns.append({"role": "user", "content": prompts.render(
+            instruction=task.instruction, question=problem.question, visible=(),
+            position=0, n_agents=spec.n_agents, style=spec.prompt_style)})
+        turns.append({"role": "assistant", "content": demonstration(task, problem)})
+    return picked, turns
 
 
 def build_ensemble(

@@ -41,7 +41,12 @@ import numpy as np
 
 from spgg_env import prompts, provenance
 from spgg_env.agents.engine import SCHEDULES, Engine
-from spgg_env.agents.ensemble import DEFAULT_CONFIG, EnsembleConfig, build_ensemble
+from spgg_env.agents.ensemble import (
+    DEFAULT_CONFIG,
+    EnsembleConfig,
+    build_ensemble,
+    exemplar_turns,
+)
 from spgg_env.agents.episodes import EpisodeRunner
 from spgg_env.spec import GameSpec, parse_key_values
 
@@ -217,6 +222,7 @@ def run_job(
             task = first.make_task()
             runners = {s.observation: EpisodeRunner(s, ensemble, engine, task=task)
                        for s in specs}
+            ensemble.prepare(task, first, seed)  # the exemplars, for run_meta.json
             meta = run_meta(specs, settings, ensemble.describe(), ensemble_config, task)
             played = _play_here(runners, todo, seed)
         else:
@@ -227,8 +233,11 @@ def run_job(
                               overrides=overrides, batch_size=batch_size, schedule=schedule,
                               seed=seed)
             described = pool.ready()
-            meta = run_meta(specs, settings, {**described[0], "workers": described},
-                            ensemble_config, first.make_task())
+            task = first.make_task()
+            picked, _ = exemplar_turns(task, first, ensemble_config.shots, seed)
+            meta = run_meta(specs, settings, {**described[0], "workers": described,
+                                              "exemplars": [p.uid for p in picked]},
+                            ensemble_config, task)
             played = _play_on_ray(pool, todo, batch_size)
         if resume and (out / META).is_file():
             _check_same_run(json.loads((out / META).read_text(encoding="utf-8")), meta)

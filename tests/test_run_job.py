@@ -103,6 +103,11 @@ def test_run_meta_identifies_data_model_and_code(both_run, tiny):
     assert meta["packages"]["torch"] and meta["packages"]["transformers"]
     assert "git" in meta and len(meta["prompt_template_sha256"]) == 64
     assert len(meta["ensemble_config"]["agents"]) == 3
+    # the default config's two worked exemplars come from the training split, never the test one
+    exemplars = meta["ensemble"]["exemplars"]
+    task = make_task("arith", difficulty="easy")
+    assert meta["ensemble_config"]["shots"] == 2 and len(exemplars) == 2
+    assert set(exemplars) <= {p.uid for p in task.problems("train")}
 
 
 def test_resume_completes_an_interrupted_run_without_duplicates(tiny, tmp_path):
