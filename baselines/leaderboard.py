@@ -56,34 +56,10 @@ from typing import Any
 
 import numpy as np
 
+from spgg_env.bootstrap import bootstrap_ci
+
 #: Per-episode fields averaged into the cost aggregates.
 COST_FIELDS = ("llm_calls", "tokens", "prompt_tokens", "completion_tokens")
-
-
-def bootstrap_ci(
-    values: Sequence[float], *, samples: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values``.
-
-    Args:
-        values: One value per resampling unit (problem).
-        samples: Number of bootstrap resamples.
-        seed: Seed of the resampling generator.
-        level: Coverage of the interval.
-
-    Raises:
-        ValueError: If ``values`` is empty or ``samples`` < 1.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    if samples < 1:
-        raise ValueError(f"bootstrap samples must be >= 1, got {samples!r}")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(samples, x.size))].mean(axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return float(low), float(high)
 
 
 def mean_ci(values: Sequence[float], *, samples: int = 2000, seed: int = 0

@@ -23,7 +23,7 @@ sequential game; for the simultaneous PGG its pure Nash equilibrium, unique here
 
 Across seeds the board shows how many reached the path, the mean episodes to reach (over the
 seeds that reached it) and the mean welfare share, each mean with a 95% percentile bootstrap
-interval over seeds (:func:`spgg_env.baselines.leaderboard.bootstrap_ci`, seeded: the board is
+interval over seeds (:func:`spgg_env.bootstrap.bootstrap_ci`, seeded: the board is
 the same on every rebuild).
 
 **Learners.** Built in: the bandits ``epsilon-greedy``, ``ucb1``, ``thompson``, ``exp3``

@@ -27,7 +27,7 @@ episodes of ``arith``'s ``train`` split, ``episodes_per_update`` per call of ``l
 The board reports per learner, over seeds, the held-out task score and reward **before** (the
 untrained policy: the no-learning reference) and **after** the budget, and the change
 ``after - before`` (paired per seed), each as a mean with a 95 % percentile bootstrap interval
-over seeds (:func:`spgg_env.baselines.leaderboard.bootstrap_ci`, 2,000 resamples, seeded), and
+over seeds (:func:`spgg_env.bootstrap.bootstrap_ci`, 2,000 resamples, seeded), and
 the CPU seconds a seed took (``time.process_time`` of the run: model load, training and
 evaluations). With three seeds an interval is a coarse summary of three numbers; the per-seed
 values are in the result files.

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spgg_env.bootstrap import bootstrap_interval
 from spgg_env.judge.prompt import DIMENSIONS
 
 #: Published summary-level correlations on SummEval (per article, averaged over articles):
@@ -88,20 +89,6 @@ def system_level(
     _, j = system_means(judge, systems)
     _, e = system_means(expert, systems)
     return corr(j, e)
-
-
-def bootstrap_interval(
-    n_articles: int,
-    statistic: Callable[[np.ndarray], float],
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """95% percentile interval of ``statistic(article_indices)`` over article resamples."""
-    rng = np.random.default_rng(seed)
-    draws = [statistic(rng.integers(0, n_articles, n_articles)) for _ in range(n_boot)]
-    low, high = np.nanpercentile(draws, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def article_folds(n_articles: int, k: int, seed: int = 0) -> list[np.ndarray]:

@@ -12,7 +12,8 @@ from spgg_env import cli
 from spgg_env.baselines.bench_config import BenchConfig
 from spgg_env.baselines.bench_results import RESULT_FILE
 from spgg_env.baselines.bench_run import run_benchmark
-from spgg_env.baselines.leaderboard import aggregate, bootstrap_ci, pareto_front
+from spgg_env.baselines.leaderboard import aggregate, pareto_front
+from spgg_env.bootstrap import bootstrap_ci
 from spgg_env.splits import pin_splits
 
 

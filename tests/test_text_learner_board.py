@@ -13,8 +13,8 @@ import pytest
 
 from spgg_env.agents.tiny_lm import save_tiny_lm
 from spgg_env.baselines import text_learner_board as tb
-from spgg_env.baselines.leaderboard import bootstrap_ci
 from spgg_env.baselines.text_learner_board import GAME, TextBoardConfig
+from spgg_env.bootstrap import bootstrap_ci
 from spgg_env.cli import main as spgg
 
 
