@@ -89,7 +89,8 @@ def test_layout_section_names_files_that_exist() -> None:
         if name.endswith("/"):
             assert (ROOT / name).is_dir() or (ROOT / "spgg_env" / name).is_dir(), name
         else:
-            hits = [p for p in ROOT.glob(f"*/{name}") if ".venv" not in p.parts]
+            hits = [p for pattern in (f"*/{name}", f"*/*/{name}") for p in ROOT.glob(pattern)
+                    if ".venv" not in p.parts]
             assert hits, name
 
 
