@@ -344,9 +344,28 @@ def _row(group: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "date": ", ".join(sorted({h["timing"]["started_utc"][:10] for h in headers})),
         "setup": " | ".join(setups),
         "wall_s_per_problem": sum(h["timing"]["wall_s"] for h in headers) / agg["n_episodes"],
+        "judge": judge_text(first.get("judge")),
         "scores": problem_scores(records),
         **agg,
     }
+
+
+def judge_text(judge: Mapping[str, Any] | None) -> str | None:
+    """One line naming the judge that scored a result (``None`` for tasks without one)."""
+    if not judge:
+        return None
+    text = f"{judge.get('judge', 'judge')} ({judge.get('method', '?')}) on {judge.get('model')}"
+    return text + f", judge prompt v{judge.get('prompt_version', '?')}"
+
+
+def _judges(group: Sequence[Mapping[str, Any]]) -> str | None:
+    """The line under a task's title naming the judge(s) of its rows, if any."""
+    judges = sorted({row["judge"] for row in group if row.get("judge")})
+    unjudged = [row["label"] for row in group if not row.get("judge")]
+    if not judges:
+        return None
+    text = "Scored by: " + "; ".join(judges)
+    return text + (f" (no judge recorded: {', '.join(unjudged)})" if unjudged else "")
 
 
 def board_rows(results: Sequence[Mapping[str, Any]], *, board_setup: str | None = None
@@ -534,6 +553,8 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], links: Mapping[str, list[
               for label, text in _glossary(rows).items()]
     for task, group in _by_task(rows).items():
         lines += ["", f"## {_task_title(task, group)}", "", _chance(task, group), ""]
+        if _judges(group):
+            lines += [_judges(group), ""]
         lines += _md_table(["Method", *(t for t, _ in SCORE_COLUMNS)],
                            [[row["label"], *(cell(row) for _, cell in SCORE_COLUMNS)]
                             for row in group])
@@ -594,7 +615,8 @@ def render_html(rows: Sequence[Mapping[str, Any]], links: Mapping[str, list[tupl
     parts.append("</table>")
     for task, group in _by_task(rows).items():
         parts.append(f'<h2 id="{esc(task)}">{esc(_task_title(task, group))}</h2>'
-                     f'<p class="chance">{esc(_chance(task, group))}</p>')
+                     f'<p class="chance">{esc(_chance(task, group))}</p>'
+                     + (f'<p class="judge">{esc(_judges(group))}</p>' if _judges(group) else ""))
         parts.append(_html_table(
             f"scores {task}", ["Method", *(t for t, _ in SCORE_COLUMNS)],
             [(row["label"], [cell(row) for _, cell in SCORE_COLUMNS]) for row in group]))

@@ -150,3 +150,29 @@ def test_judge_names_and_default() -> None:
         SummEvalTask(FIXTURE, judge="vibes")
     with pytest.raises(ValueError, match="method once"):
         SummEvalTask(FIXTURE, judge="trained", judge_options={"method": "zero-shot"})
+
+
+def test_benchmark_results_and_the_board_name_the_judge(task: SummEvalTask, tmp_path) -> None:
+    """A SummEval result records what scored it, and the board says so under the task."""
+    from spgg_env.agents.scripted import ScriptedBackend
+    from spgg_env.baselines.bench_config import BenchConfig
+    from spgg_env.baselines.bench_results import RESULT_FILE
+    from spgg_env.baselines.bench_run import run_benchmark
+    from spgg_env.cli import main as spgg
+    from spgg_env.splits import pin_splits
+
+    splits = pin_splits([task], "judged-v1", size=3, seed=0, splits_dir=tmp_path / "splits")
+    cfg = BenchConfig.from_dict({
+        "name": "summeval-zero-shot", "method": "single_agent", "task": "summeval",
+        "task_options": {"data_path": str(FIXTURE)}, "split": "judged-v1", "seeds": [0],
+        "decoding": {"max_new_tokens": 16}, "bootstrap_samples": 50})
+    path = run_benchmark(cfg, tmp_path / "results", backend=ScriptedBackend(HONEST), task=task,
+                         splits_dir=splits.parent, progress=False)
+    judge = json.loads((path / RESULT_FILE).read_text())["judge"]
+    assert judge["model"] == "word-count@test" and judge["method"] == "zero-shot"
+    assert judge["guard"] and "cache_hits" not in judge  # what scored, not how often cached
+    assert spgg(["bench", "leaderboard", str(tmp_path / "results"), "--out",
+                 str(tmp_path / "board"), "--splits-dir", str(splits.parent)]) == 0
+    board = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "Scored by: g-eval expected score (zero-shot) on word-count@test" in board
+    assert 'class="judge"' in (tmp_path / "board" / "leaderboard.html").read_text()
