@@ -128,3 +128,20 @@ def test_registered_id() -> None:
     import pettingzoo
 
     assert "spgg/GSM8K-v1" in pettingzoo.aec_registry
+
+
+def test_demonstration_is_the_solution_in_the_instructions_format(tiny_file: Path) -> None:
+    task = GSM8KTask(tiny_file)
+    for problem in task.problems("test"):
+        demo = task.demonstration(problem)
+        assert demo.endswith(f"The answer is {problem.answer}.")
+        assert "####" not in demo and "<<" not in demo
+        assert task.score(problem, demo).value == 1.0
+
+
+@needs_data
+def test_every_official_solution_makes_a_demonstration_that_scores_one() -> None:
+    task = GSM8KTask(DATA)
+    for problem in task.problems("train"):
+        demo = task.demonstration(problem)
+        assert "<<" not in demo and task.score(problem, demo).value == 1.0, problem.uid

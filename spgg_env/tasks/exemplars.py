@@ -4,7 +4,8 @@ One home for what the single-agent baselines (``shots``) and the agent ensembles
 config's ``shots``) show a model: exemplars come from a training split when the task has one
 (``train``, ``dev`` or ``validation``), otherwise from the evaluated split minus the evaluated
 problems; a worked answer is the task's own ``demonstration(problem)`` when it has one (arith:
-one equation per step, then ``The answer is N``), else a worked answer the problem's metadata
+one equation per step, then ``The answer is N``; GSM8K: the reference solution without its
+calculator annotations, then ``The answer is N``), else a worked answer the problem's metadata
 carries, else the gold answer.
 """
 

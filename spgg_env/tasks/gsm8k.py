@@ -21,6 +21,7 @@ line states the format); 1 (lenient extraction, tolerance 1e-6).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,9 @@ ENV_VAR = "SPGG_GSM8K_PATH"
 HF_DATASET = ("openai/gsm8k", "main")
 #: The canonical answer format, named in the instruction and in "no committed answer" errors.
 ANSWER_LINE = "#### N"
+
+
+_ANNOTATION = re.compile(r"<<[^<>]*>>")
 
 
 def gold_answer(solution: str) -> int | float:
@@ -103,6 +107,16 @@ class GSM8KTask(Task):
             answer=gold_answer(solution),
             metadata={"solution": solution},
         )
+
+    def demonstration(self, problem: Problem) -> str:
+        """A worked answer for few-shot prompts in the instruction's format: the reference
+        solution without its calculator annotations (``<<48/2=24>>``), its ``#### N`` line
+        replaced by ``The answer is N.``"""
+        solution = problem.metadata.get("solution")
+        if not isinstance(solution, str) or "####" not in solution:
+            return f"The answer is {problem.answer}."
+        steps = _ANNOTATION.sub("", solution.rsplit("####", 1)[0]).strip()
+        return f"{steps}\nThe answer is {problem.answer}."
 
     def score(self, problem: Problem, text: str) -> Score:
         """1 when ``text`` commits to the gold answer, else 0 and why (never raises)."""
