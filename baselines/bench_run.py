@@ -326,15 +326,6 @@ def run_benchmarks_on_ray(
     return paths
 
 
-def judge_header(task: Task) -> dict[str, Any]:
-    """What scored a judged task's texts (SummEval): the judge's method, model and head
-    identity, prompt version, guard and limits (its run-dependent cache counts left out)."""
-    described = dict(task.judge.describe())
-    for key in ("cache_entries", "cache_hits", "cache_misses"):
-        described.pop(key, None)
-    return described
-
-
 def result_header(config: BenchConfig, task: Task, method: Method, backend: Mapping[str, Any],
                   problems: Sequence[Problem], split_hash: str,
                   records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -364,8 +355,7 @@ def result_header(config: BenchConfig, task: Task, method: Method, backend: Mapp
             "limit": config.limit,
         },
         "seeds": list(config.seeds),
-        **({"judge": judge_header(task)} if isinstance(getattr(type(task), "judge", None),
-                                                        property) else {}),
+        **({"judge": judge} if (judge := task.judge_description()) else {}),
         "n_episodes": len(records),
         "records_sha256": records_hash(records),
         "aggregates": aggregate(

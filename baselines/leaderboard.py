@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from spgg_env.bootstrap import bootstrap_ci
+from spgg_env.bootstrap import bootstrap_ci, percentile_interval, resample_indices
 
 #: Per-episode fields averaged into the cost aggregates.
 COST_FIELDS = ("llm_calls", "tokens", "prompt_tokens", "completion_tokens")
@@ -166,7 +166,7 @@ def paired_comparison(
     xs = np.array([x[uid] for uid in common], dtype=np.float64)
     ys = np.array([y[uid] for uid in common], dtype=np.float64)
     n = len(common)
-    draws = np.random.default_rng(seed).integers(0, n, size=(samples, n))
+    draws = resample_indices(n, samples, seed)
     diffs = (xs - ys)[draws].mean(axis=1)
     # P(X>Y) of a resample: w' S w / n^2, w the resample's count of each problem and
     # S[i, j] = S(x_i, y_j); every resample at once.
@@ -174,13 +174,13 @@ def paired_comparison(
     counts = np.zeros((samples, n))
     np.add.at(counts, (np.arange(samples)[:, None], draws), 1.0)
     improve = np.einsum("bi,ij,bj->b", counts, wins, counts) / n**2
-    low, high = np.percentile(diffs, [2.5, 97.5])
+    low, high = percentile_interval(diffs)
     return {
         "n": n,
         "diff": float((xs - ys).mean()),
-        "diff_ci95": [float(low), float(high)],
+        "diff_ci95": [low, high],
         "p_improve": float(wins.mean()),
-        "p_improve_ci95": [float(v) for v in np.percentile(improve, [2.5, 97.5])],
+        "p_improve_ci95": list(percentile_interval(improve)),
         "separated": bool(low > 0 or high < 0),
     }
 
@@ -552,9 +552,9 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], links: Mapping[str, list[
     lines += [f"| {label} | `{colour(label)}` | {text} |"
               for label, text in _glossary(rows).items()]
     for task, group in _by_task(rows).items():
+        judges = _judges(group)
         lines += ["", f"## {_task_title(task, group)}", "", _chance(task, group), ""]
-        if _judges(group):
-            lines += [_judges(group), ""]
+        lines += [judges, ""] if judges else []
         lines += _md_table(["Method", *(t for t, _ in SCORE_COLUMNS)],
                            [[row["label"], *(cell(row) for _, cell in SCORE_COLUMNS)]
                             for row in group])
@@ -614,9 +614,10 @@ def render_html(rows: Sequence[Mapping[str, Any]], links: Mapping[str, list[tupl
               f"<td>{esc(text)}</td></tr>" for label, text in _glossary(rows).items()]
     parts.append("</table>")
     for task, group in _by_task(rows).items():
+        judges = _judges(group)
         parts.append(f'<h2 id="{esc(task)}">{esc(_task_title(task, group))}</h2>'
                      f'<p class="chance">{esc(_chance(task, group))}</p>'
-                     + (f'<p class="judge">{esc(_judges(group))}</p>' if _judges(group) else ""))
+                     + (f'<p class="judge">{esc(judges)}</p>' if judges else ""))
         parts.append(_html_table(
             f"scores {task}", ["Method", *(t for t, _ in SCORE_COLUMNS)],
             [(row["label"], [cell(row) for _, cell in SCORE_COLUMNS]) for row in group]))

@@ -41,7 +41,7 @@ from spgg_env.judge_eval import (
     system_level_figures,
 )
 from spgg_env.judge_features import expected_scores, load_features
-from spgg_env.judge_train import FEATURE_SETS, cross_fit, design_matrix
+from spgg_env.judge_train import available_feature_sets, cross_fit, design_matrix
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "summeval" / "test.jsonl"
 SYSTEMS = Path(__file__).resolve().parents[1] / "spgg_env" / "judge" / "summeval_systems.json"
@@ -98,8 +98,7 @@ def main() -> None:
     judges[ZERO_SHOT] = {d: zero[..., i] for i, d in enumerate(DIMENSIONS)}
     folds = article_folds(len(scored), args.folds, args.seed)
     n_summaries = data["probs"].shape[1]
-    sets = {name: spec for name, spec in FEATURE_SETS.items()
-            if all(block in data for block, _ in spec)}
+    sets = available_feature_sets(data)
     features = {name: design_matrix(data, spec).reshape(len(scored), n_summaries, -1)
                 for name, spec in sets.items()}
     y = np.stack([expert[d] for d in DIMENSIONS], axis=-1)

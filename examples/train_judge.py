@@ -33,7 +33,7 @@ from spgg_env.judge_features import (
 )
 from spgg_env.judge_train import (
     ALPHAS,
-    FEATURE_SETS,
+    available_feature_sets,
     cross_fit,
     design_matrix,
     make_head,
@@ -65,7 +65,7 @@ def head(args: argparse.Namespace) -> None:
     rows = read_rows(args.data)
     data = load_features(args.features)
     n = len(data["article"])
-    sets = available_sets(data)
+    sets = available_feature_sets(data)
     x = {name: design_matrix(data, spec).reshape(n, data["probs"].shape[1], -1)
          for name, spec in sets.items()}
     y = data["expert"]
@@ -107,12 +107,6 @@ def head(args: argparse.Namespace) -> None:
     print(f"head ({name}, alpha {alpha:g}) on {n} articles -> {path}; by-article "
           f"{args.folds}-fold mean summary-level Spearman: head "
           f"{card['cross_validation']['mean_summary_spearman_head']:.3f}; {seconds:.0f} s CPU")
-
-
-def available_sets(data: dict) -> dict:
-    """The candidate feature sets whose blocks every extracted article has."""
-    return {name: spec for name, spec in FEATURE_SETS.items()
-            if all(block in data for block, _ in spec)}
 
 
 def scorer_identity(model: str) -> str:

@@ -14,6 +14,21 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
+def resample_indices(n_units: int, samples: int, seed: int) -> np.ndarray:
+    """``samples`` resamples of ``n_units`` unit indices, with replacement (``samples x
+    n_units``; row ``b`` is what the ``b``-th of ``samples`` separate draws would give)."""
+    return np.random.default_rng(seed).integers(0, n_units, size=(samples, n_units))
+
+
+def percentile_interval(draws: Sequence[float] | np.ndarray, level: float = 0.95
+                        ) -> tuple[float, float]:
+    """The ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles of a statistic's bootstrap
+    draws (NaN draws ignored: e.g. a correlation over a resample without variation)."""
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.nanpercentile(np.asarray(draws, dtype=np.float64), [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_ci(
     values: Sequence[float], *, samples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
@@ -33,11 +48,7 @@ def bootstrap_ci(
         raise ValueError("bootstrap_ci needs at least one value")
     if samples < 1:
         raise ValueError(f"bootstrap samples must be >= 1, got {samples!r}")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(samples, x.size))].mean(axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return float(low), float(high)
+    return percentile_interval(x[resample_indices(x.size, samples, seed)].mean(axis=1), level)
 
 
 def bootstrap_interval(
@@ -49,9 +60,6 @@ def bootstrap_interval(
     level: float = 0.95,
 ) -> tuple[float, float]:
     """Percentile interval of any ``statistic(unit_indices)`` over resamples of ``n_units``
-    units (NaN draws ignored: e.g. a correlation over a resample without variation)."""
-    rng = np.random.default_rng(seed)
-    draws = [statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)]
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.nanpercentile(draws, [tail, 100.0 - tail])
-    return float(low), float(high)
+    units."""
+    draws = [statistic(indices) for indices in resample_indices(n_units, n_boot, seed)]
+    return percentile_interval(draws, level)

@@ -42,6 +42,13 @@ FEATURE_SETS: dict[str, tuple[tuple[str, int], ...]] = {
     "body_mean+question_last": tuple(("body_mean", i) for i in range(5))
     + tuple(("question_last", i) for i in (2, 3, 4)),
 }
+def available_feature_sets(data: Mapping[str, Any]) -> dict[str, tuple[tuple[str, int], ...]]:
+    """The :data:`FEATURE_SETS` whose blocks every extracted article has (a features-only pass
+    has no ``question_last``)."""
+    return {name: spec for name, spec in FEATURE_SETS.items()
+            if all(block in data for block, _ in spec)}
+
+
 #: What each feature set costs per summary, as a share of a full zero-shot pass (the layers it
 #: needs out of 30; the question rows add ~0.5 of the body's cost): the order of preference
 #: when candidates tie.

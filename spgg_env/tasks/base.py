@@ -181,3 +181,9 @@ class Task(ABC):
     def score_many(self, problem: Problem, texts: Sequence[str]) -> list[Score]:
         """Score several contributions to one problem (override to parallelise)."""
         return [self.score(problem, text) for text in texts]
+
+    def judge_description(self) -> dict[str, Any] | None:
+        """What scores this task's texts beyond its code and version, for result files: a
+        judged task names its judge (method, model, head, prompt version...); ``None``, the
+        default, when :meth:`score` is all there is."""
+        return None

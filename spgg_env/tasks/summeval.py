@@ -102,6 +102,14 @@ class SummEvalTask(Task):
             self._judge = make_judge(**self.judge_options)
         return self._judge
 
+    def judge_description(self) -> dict[str, Any]:
+        """The judge's :meth:`~spgg_env.judge.Judge.describe` without its run-dependent cache
+        counts (what scored the texts, not how often a score came from the cache)."""
+        described = dict(self.judge.describe())
+        for key in ("cache_entries", "cache_hits", "cache_misses"):
+            described.pop(key, None)
+        return described
+
     def load_split(self, split: str) -> Sequence[Problem]:
         """Load the documents, in file (or dataset) order."""
         if self.data_path is not None:
