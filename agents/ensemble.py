@@ -290,9 +290,8 @@ class Ensemble:
 def exemplar_turns(task: Any, spec: Any, shots: int, seed: int
                    ) -> tuple[tuple[Any, ...], list[dict[str, str]]]:
     """The exemplars of a run and their chat turns (see :meth:`Ensemble.prepare`)."""
-    from spgg_env import prompts
     from spgg_env.seeding import derive_seed
-    from spgg_env.tasks.exemplars import demonstration, draw_exemplars
+    from spgg_env.tasks.exemplars import draw_exemplars
 
     rng = np.random.default_rng(derive_seed(seed, "exemplars"))
     try:
@@ -300,13 +299,23 @@ def exemplar_turns(task: Any, spec: Any, shots: int, seed: int
     except ValueError as exc:
         log.warning("playing zero-shot: %s", exc)
         picked = ()
+    return picked, game_exemplar_chat(task, spec, picked)
+
+
+def game_exemplar_chat(task: Any, spec: Any, exemplars: Any) -> list[dict[str, str]]:
+    """Chat turns that show the game's agents solved problems: for each exemplar, the game's
+    first-turn prompt of it (no contributions seen yet) as the user's turn, then its worked
+    answer (:func:`~spgg_env.tasks.exemplars.demonstration`) as the assistant's."""
+    from spgg_env import prompts
+    from spgg_env.tasks.exemplars import demonstration
+
     turns: list[dict[str, str]] = []
-    for problem in picked:
+    for problem in exemplars:
         turns.append({"role": "user", "content": prompts.render(
             instruction=task.instruction, question=problem.question, visible=(),
             position=0, n_agents=spec.n_agents, style=spec.prompt_style)})
         turns.append({"role": "assistant", "content": demonstration(task, problem)})
-    return picked, turns
+    return turns
 
 
 def build_ensemble(

@@ -210,6 +210,10 @@ GLOSSARY = {
     "econ-learned": "ECON with per-executor sampling parameters from a trained policy",
     "spgg-po": "MAC-SPGG: 3 agents in sequence, each sees its predecessor (partial obs.)",
     "spgg-fo": "MAC-SPGG: 3 agents in sequence, each sees all predecessors (full obs.)",
+    "spgg-po-few-shot": "MAC-SPGG (partial obs.), every agent first shown 2 solved exemplars "
+                        "drawn per seed (the game of `spgg run`)",
+    "spgg-fo-few-shot": "MAC-SPGG (full obs.), every agent first shown 2 solved exemplars drawn "
+                        "per seed",
     "spgg-po-trained": "MAC-SPGG (partial) with sampling parameters from a trained policy",
     "spgg-fo-trained": "MAC-SPGG (full) with sampling parameters from a trained policy",
 }
@@ -219,6 +223,7 @@ METHOD_COLOURS = {
     "self-consistency": "#8c564b", "debate": "#9467bd", "econ-static": "#e377c2",
     "econ-learned": "#f7b6d2", "spgg-po": "#d62728", "spgg-fo": "#ff7f0e",
     "spgg-po-trained": "#ff9896", "spgg-fo-trained": "#ffbb78",
+    "spgg-po-few-shot": "#7b1113", "spgg-fo-few-shot": "#a65628",
 }  # fmt: skip
 #: Colours of labels the glossary does not know, picked by a stable hash of the label.
 OTHER_COLOURS = ("#7f7f7f", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39")

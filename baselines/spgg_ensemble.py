@@ -7,7 +7,9 @@ observation, mechanism and its parameters, effort budget and token counting, pro
 env resets to the problem (``options={"problem_uid": uid}``, seed
 ``episode_seed(run seed, problem index)``). Agent i acts from its observation alone
 (:class:`ObservationPolicy`): the observation's ``prompt`` (the task plus the contributions it
-sees) is the user message. The last contribution is the group's final answer. Cost: n calls per
+sees) is the user message, after ``shots`` solved exemplars when the method has them (the
+game's first-turn prompt of each, then its worked answer: the turns ``spgg run`` shows an
+ensemble with ``shots``). The last contribution is the group's final answer. Cost: n calls per
 problem, one per turn (the game is sequential).
 
 *Untrained* ensembles decode every agent with the config's parameters; *trained* ones take each
@@ -32,6 +34,7 @@ import numpy as np
 from spgg_env import prompts
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.agents.engine import Program, Request
+from spgg_env.agents.ensemble import game_exemplar_chat
 from spgg_env.agents.episodes import ActingCounter, play_episode
 from spgg_env.baselines.methods import Method, Outcome, SolveContext, user
 from spgg_env.baselines.trained_policy import (
@@ -45,6 +48,7 @@ from spgg_env.env import raw_env
 from spgg_env.seeding import episode_seed
 from spgg_env.spec import GameSpec
 from spgg_env.tasks.base import Problem, Task
+from spgg_env.tasks.exemplars import draw_exemplars
 
 
 class ObservationPolicy:
@@ -53,13 +57,16 @@ class ObservationPolicy:
     agent's state (the problem statement, its position, the contributions it sees)."""
 
     def __init__(self, params: GenerationParams, n_agents: int,
-                 params_policy: ParamsPolicy | None = None, backend: str = "default") -> None:
+                 params_policy: ParamsPolicy | None = None, backend: str = "default",
+                 exemplars: Sequence[Mapping[str, str]] = ()) -> None:
         self.params, self.n_agents = params, n_agents
         self.params_policy, self.backend = params_policy, backend
+        self.exemplars = [dict(turn) for turn in exemplars]
 
     def act(self, agent: str, observations: Sequence[Mapping[str, Any]]) -> list[Request]:
-        """One request per observation (the engine generates the contribution)."""
-        return [Request(user(o["prompt"]), self.agent_params(o), role=agent,
+        """One request per observation (the engine generates the contribution): the few-shot
+        turns, if any, then the observation's prompt."""
+        return [Request([*self.exemplars, *user(o["prompt"])], self.agent_params(o), role=agent,
                         backend=self.backend) for o in observations]
 
     def agent_params(self, observation: Mapping[str, Any]) -> GenerationParams:
@@ -80,6 +87,10 @@ class SpggEnsemble(Method):
             observation, mechanism, effort budget, token counting, prompt style. A benchmark
             config gives it as its top-level ``game``.
         policy_checkpoint: A trained generation-parameter policy (the trained ensembles).
+        shots: Solved exemplars every agent sees before its turn (0: none), drawn once per run
+            seed from outside the evaluated problems, shown as the game's first-turn prompt of
+            the exemplar then its worked answer (as an ensemble config's ``shots`` in
+            ``spgg run``).
     """
 
     name = "spgg"
@@ -87,8 +98,12 @@ class SpggEnsemble(Method):
     templates = {"env_prompt": prompts.TEMPLATE, "env_prompt_compact": prompts.COMPACT_TEMPLATE}
 
     def __init__(self, game: GameSpec | Mapping[str, Any] | None = None,
-                 policy_checkpoint: str | None = None, **options: Any) -> None:
+                 policy_checkpoint: str | None = None, shots: int = 0, **options: Any) -> None:
         super().__init__(**options)
+        if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
+            raise ValueError(f"shots must be an int >= 0, got {shots!r}")
+        self.shots = shots
+        self.exemplars: tuple[Problem, ...] = ()
         if game is None:
             raise ValueError("method 'spgg' plays the game: give its spec as `game` (a benchmark "
                              "config's top-level `game:` mapping)")
@@ -97,7 +112,7 @@ class SpggEnsemble(Method):
         self.policy: ParamsPolicy | None = None
 
     def options(self) -> dict[str, Any]:
-        return {"policy_checkpoint": self.policy_checkpoint}
+        return {"policy_checkpoint": self.policy_checkpoint, "shots": self.shots}
 
     def describe(self) -> dict[str, Any]:
         """As :meth:`Method.describe`, with the game's fingerprint and, for a trained ensemble,
@@ -108,8 +123,8 @@ class SpggEnsemble(Method):
         return out
 
     def prepare(self, task: Task, problems: Sequence[Problem], rng: np.random.Generator) -> None:
-        """Check the task against the game; load the trained policy (once) and refuse it
-        unless it was trained in this game.
+        """Check the task against the game; draw the run seed's exemplars (``shots``); load the
+        trained policy (once) and refuse it unless it was trained in this game.
 
         Raises:
             ValueError: On another task, or a policy trained in another game (every
@@ -118,6 +133,7 @@ class SpggEnsemble(Method):
         if task.name != self.game.task:
             raise ValueError(f"method 'spgg' plays {self.game.task!r} but the run's task is "
                              f"{task.name!r}")
+        self.exemplars = draw_exemplars(task, self.shots, problems, rng)
         if self.policy_checkpoint is None or self.policy is not None:
             return
         policy = load_params_policy(self.policy_checkpoint)
@@ -127,7 +143,9 @@ class SpggEnsemble(Method):
     def solve(self, ctx: SolveContext) -> Program:
         counter = ActingCounter() if self.game.token_counting == "model" else None
         env = raw_env(self.game, task=ctx.task, token_counter=counter)
-        policy = ObservationPolicy(ctx.params, self.game.n_agents, self.policy)
+        policy = ObservationPolicy(ctx.params, self.game.n_agents, self.policy,
+                                   exemplars=game_exemplar_chat(ctx.task, self.game,
+                                                                self.exemplars))
         episode = yield from play_episode(
             env, policy, index=ctx.index, seed=episode_seed(ctx.seed, ctx.index),
             options={"problem_uid": ctx.problem.uid}, backends=ctx.backends,
@@ -145,5 +163,6 @@ class SpggEnsemble(Method):
                 "agent_params": ([s.request.params.to_dict() for s in steps if s.request]
                                  if self.policy is not None else None),
                 "episode_error": episode.error,
+                "exemplars": [p.uid for p in self.exemplars],
             },
         )

@@ -36,9 +36,15 @@ from spgg_env.baselines.bench_config import CONFIG_SCHEMA
 from spgg_env.spec import GameSpec
 
 OUT = Path(__file__).resolve().parent / "configs"
-#: task -> max_new_tokens of every call (arith: the 135M model reasons step by step before its
-#: answer line; 48 tokens cut all 150 zero-shot replies short).
-MAX_NEW_TOKENS = {"mmlu": 64, "gsm8k": 64, "humaneval": 96, "arith": 128, "summeval": 96}
+#: board -> task -> max_new_tokens of every call. arith: the 135M model reasons step by step
+#: before its answer line; 48 tokens cut all 150 zero-shot replies short. board-v1's GSM8K and
+#: HumanEval budgets were 64 and 96 at first, which cut all 150 GSM8K and 134 of 164 HumanEval
+#: zero-shot replies short (the model restates the function's docstring before its body); 192
+#: tokens hold 95% of GSM8K's worked training solutions (median 92, SmolLM2's tokenizer).
+MAX_NEW_TOKENS = {
+    "tiny-v1": {"mmlu": 64, "gsm8k": 64, "humaneval": 96},
+    "board-v1": {"mmlu": 64, "gsm8k": 192, "humaneval": 256, "arith": 128, "summeval": 96},
+}
 #: task -> the effort budget (tokens at effort 1) of a MAC-SPGG row; the tiny-v1 policies were
 #: trained with these (leaderboard/policies/train.sh).
 MAX_TOKENS = {"mmlu": 128, "gsm8k": 128, "humaneval": 192, "arith": 128, "summeval": 192}
@@ -53,7 +59,11 @@ TASK_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 #: same configs computes in float32 too, so its scores are comparable.
 DTYPE = {"tiny-v1": "bfloat16", "board-v1": "float32"}
 POLICIES = "leaderboard/policies"
+#: A MAC-SPGG label's first seven characters name its observation.
 OBSERVATIONS = {"spgg-po": "partial", "spgg-fo": "full"}
+#: Tasks with no exemplar pool on board-v1: it evaluates every problem they have (HumanEval's
+#: 164, SummEval's 100) and neither has a training split, so few-shot rows cannot run.
+NO_EXEMPLARS = frozenset({"humaneval", "summeval"})
 #: Decoding of every call that a method does not sample itself: greedy.
 GREEDY = {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0,
           "presence_penalty": 0.0}
@@ -70,7 +80,12 @@ METHODS: dict[str, tuple[str, dict, bool]] = {
     "econ-static": ("econ", {"executors": 2}, False),
     "spgg-po": ("spgg", {}, False),
     "spgg-fo": ("spgg", {}, False),
+    "spgg-po-few-shot": ("spgg", {"shots": 2}, True),
+    "spgg-fo-few-shot": ("spgg", {"shots": 2}, True),
 }
+#: The methods of the first board (the MAC-SPGG few-shot rows came with board-v1).
+TINY_LABELS = ("zero-shot", "few-shot", "cot", "self-consistency", "debate", "econ-static",
+               "spgg-po", "spgg-fo")
 #: label -> (method, options, the policy's setting folder)
 TRAINED: dict[str, tuple[str, dict, str]] = {
     "econ-learned": ("econ", {"executors": 2}, "econ"),
@@ -80,9 +95,9 @@ TRAINED: dict[str, tuple[str, dict, str]] = {
 
 
 def game(task: str, setting: str, task_options: dict[str, Any]) -> dict:
-    """The game of a MAC-SPGG row (``setting``: ``spgg-po`` or ``spgg-fo``)."""
+    """The game of a MAC-SPGG row (``setting``: a label starting ``spgg-po`` or ``spgg-fo``)."""
     return GameSpec(task=task, task_options=task_options, split="test", n_agents=3,
-                    observation=OBSERVATIONS[setting], mechanism="mac-spgg",
+                    observation=OBSERVATIONS[setting[:7]], mechanism="mac-spgg",
                     max_tokens=MAX_TOKENS[task], token_counting="model").to_dict()
 
 
@@ -104,7 +119,7 @@ def submission(task: str, label: str, method: str, options: dict, *, board: str 
         **where,
         "split": board,
         "backend": {"kind": "transformers", "model": "embedded", "dtype": DTYPE[board]},
-        "decoding": {**greedy, "max_new_tokens": MAX_NEW_TOKENS[task]},
+        "decoding": {**greedy, "max_new_tokens": MAX_NEW_TOKENS[board][task]},
         "seeds": list(seeds),
         "batch_size": 16,
     }
@@ -112,10 +127,12 @@ def submission(task: str, label: str, method: str, options: dict, *, board: str 
 
 def board_submissions(board: str = "board-v1") -> list[dict]:
     """Every submission of the task board: one per (task, method, seed) for a seeded method,
-    one per (task, method) otherwise."""
+    one per (task, method) otherwise; no few-shot method on a task in :data:`NO_EXEMPLARS`."""
     out = []
     for task in TASK_OPTIONS[board]:
         for label, (method, options, seeded) in METHODS.items():
+            if options.get("shots") and task in NO_EXEMPLARS:
+                continue
             if not seeded:
                 out.append(submission(task, label, method, options, board=board))
                 continue
@@ -128,7 +145,8 @@ def tiny_submissions() -> list[dict]:
     """The first board's submissions (``tiny-v1``), trained variants included."""
     out = []
     for task in TASK_OPTIONS["tiny-v1"]:
-        for label, (method, options, _) in METHODS.items():
+        for label in TINY_LABELS:
+            method, options, _ = METHODS[label]
             out.append(submission(task, label, method, options))
         for label, (method, options, setting) in TRAINED.items():
             checkpoint = f"{POLICIES}/{task}/{setting}/policy.pt"

@@ -108,6 +108,23 @@ def test_spgg_ensemble_observation(observation, seen_by_third):
     assert record["final_answer"] == record["calls"][2]["text"]
 
 
+def test_spgg_few_shot_shows_every_agent_the_same_train_exemplars_as_spgg_run():
+    from spgg_env.agents.ensemble import game_exemplar_chat
+
+    task, problem, backend, record = solve("spgg", game=GAME, shots=2)
+    train = {p.uid for p in task.problems("train")}
+    uids = record["details"]["exemplars"]
+    assert len(uids) == 2 and set(uids) <= train and problem.uid not in uids
+    by_uid = {p.uid: p for p in task.problems("train")}
+    # the turns an ensemble with ``shots`` shows in ``spgg run``, then the agent's observation
+    turns = game_exemplar_chat(task, GAME, [by_uid[uid] for uid in uids])
+    assert [m["role"] for m in turns] == ["user", "assistant"] * 2
+    for prompt in backend.prompts:
+        assert prompt[:4] == turns and len(prompt) == 5
+        assert problem.question in prompt[-1]["content"]
+    assert "The answer is" in turns[1]["content"]
+
+
 @pytest.mark.parametrize(
     "name, options, match",
     [
@@ -119,6 +136,7 @@ def test_spgg_ensemble_observation(observation, seen_by_third):
         ("spgg", {"game": {"task": "arith", "observation": "some"}}, "observation must be"),
         ("spgg", {}, "give its spec as `game`"),
         ("spgg", {"game": GAME, "agents": 3}, "unknown option"),
+        ("spgg", {"game": GAME, "shots": -1}, "shots must be"),
     ],
 )
 def test_bad_options_are_named(name, options, match):
