@@ -123,6 +123,9 @@ def test_spgg_few_shot_shows_every_agent_the_same_train_exemplars_as_spgg_run():
         assert prompt[:4] == turns and len(prompt) == 5
         assert problem.question in prompt[-1]["content"]
     assert "The answer is" in turns[1]["content"]
+    # the board's single-agent few-shot row of the same seed sees the same exemplars, so the
+    # paired comparison of the two rows compares the methods, not the draws
+    assert solve("single_agent", shots=2)[3]["details"]["exemplars"] == uids
 
 
 @pytest.mark.parametrize(
