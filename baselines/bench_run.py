@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -254,7 +253,7 @@ def _finish(out: Path, config: BenchConfig, task: Task, method: Method,
     header["timing"] = {
         "started_utc": started,
         "wall_s": wall,
-        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs",
+        "machine": provenance.machine_description(),
     }
     return write_result(out, header, records, overwrite=overwrite)
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from spgg_env.provenance import cpu_info
+
 #: Upper bound on the context when neither the model nor the tokenizer states one.
 FALLBACK_CONTEXT = 2048
 
@@ -27,16 +29,10 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def cpu_has_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (x86 ``avx512_bf16`` or ``amx_bf16``).
-
-    Read from ``/proc/cpuinfo``; False where that file does not exist. Without native support,
-    bfloat16 matrix products are emulated and slower than float32.
-    """
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """True when the CPU computes bfloat16 natively (x86 ``avx512_bf16`` or ``amx_bf16``;
+    :func:`spgg_env.provenance.cpu_info`). Without it, bfloat16 matrix products are emulated
+    and slower than float32."""
+    return cpu_info()["native_bf16"]
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -7,8 +7,10 @@ code, libraries and data produced it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -52,12 +54,44 @@ def git_commit() -> dict[str, Any]:
     return {"commit": head, "dirty": bool(dirty)}
 
 
+@functools.cache
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model name and the instruction sets that change speed or numerics.
+
+    Read from ``/proc/cpuinfo`` (empty name and no flags where it does not exist). ``avx512``:
+    AVX-512 foundation; ``native_bf16``: ``avx512_bf16`` or ``amx_bf16``, without which torch
+    emulates bfloat16 products (slower than float32, and rounded differently, so the same seed
+    in bfloat16 writes other texts on a CPU with and one without it).
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    return {"model": fields.get("model name", ""), "avx512": "avx512f" in flags,
+            "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+
+
+def machine_description() -> str:
+    """One line naming the hardware a run's timings belong to, e.g.
+    ``x86_64 Linux, 2 CPUs, Intel(R) Xeon(R) Processor, AVX-512, native bf16``."""
+    cpu = cpu_info()
+    parts = [f"{platform.machine()} {platform.system()}", f"{os.cpu_count()} CPUs"]
+    parts += [cpu["model"]] if cpu["model"] else []
+    parts += ["AVX-512"] if cpu["avx512"] else []
+    parts.append("native bf16" if cpu["native_bf16"] else "no native bf16")
+    return ", ".join(parts)
+
+
 def environment() -> dict[str, Any]:
-    """Package versions, Python, platform, git commit and the command line."""
+    """Package versions, Python, platform, machine, git commit and the command line."""
     return {
         "packages": package_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "machine": machine_description(),
         "git": git_commit(),
         "command": list(sys.argv),
     }
