@@ -132,12 +132,16 @@ def lora(args: argparse.Namespace) -> None:
         summaries = [neutralise(cut(s, 1500)) for s in row["machine_summaries"]]
         return doc, summaries, np.array([row[d] for d in DIMENSIONS]).T
 
-    def evaluate() -> dict[str, float]:
+    def evaluate(scores: dict[str, list[list[float]]] | None = None) -> dict[str, float]:
+        """Mean per-article Spearman per dimension on the held-out articles; each summary's
+        four scores go into ``scores`` (article id -> summaries x dimensions) when given."""
         judge = Judge(scorer.model, scorer.tokenizer)
         out: dict[str, list[float]] = {d: [] for d in DIMENSIONS}
         for index in held_out:
             row = rows[index]
             verdicts = judge.score_many([(row["text"], s) for s in row["machine_summaries"]])
+            if scores is not None:
+                scores[row["id"]] = [[v.scores[d] for d in DIMENSIONS] for v in verdicts]
             for d in DIMENSIONS:
                 out[d].append(per_article(np.array([[v.scores[d] for v in verdicts]]),
                                           np.array([row[d]]), spearman)[0])
@@ -147,11 +151,13 @@ def lora(args: argparse.Namespace) -> None:
     before = evaluate() if args.eval_before else None
     log = train_lora(scorer, [prepare(i) for i in train], rank=args.rank, lr=args.lr,
                      epochs=args.epochs, summaries_per_step=args.summaries_per_step,
-                     seed=args.seed)
-    after = evaluate()
+                     seed=args.seed, adapter_dir=args.adapter_out)
+    held_out_scores: dict[str, list[list[float]]] = {}
+    after = evaluate(held_out_scores)
     report = {"train_articles": [rows[i]["id"] for i in train],
               "eval_articles": [rows[i]["id"] for i in held_out], "training": log,
               "summary_spearman_before": before, "summary_spearman_after": after,
+              "held_out_scores": held_out_scores,
               "wall_seconds": time.perf_counter() - start, "data_sha256": file_sha256(args.data),
               "provenance": environment()}
     args.report.parent.mkdir(parents=True, exist_ok=True)
@@ -188,6 +194,8 @@ def main() -> None:
     tune.add_argument("--epochs", type=int, default=1)
     tune.add_argument("--summaries-per-step", type=int, default=4)
     tune.add_argument("--report", type=Path, default=Path("runs/judge_lora.json"))
+    tune.add_argument("--adapter-out", type=Path, default=None,
+                      help="save the trained LoRA adapter here (before merging)")
     tune.set_defaults(run=lora)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

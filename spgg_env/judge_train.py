@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -226,6 +227,7 @@ def train_lora(
     epochs: int = 1,
     summaries_per_step: int = 4,
     seed: int = 0,
+    adapter_dir: str | Path | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fine-tune ``scorer.model`` with LoRA on (document, summaries, expert scores) examples.
@@ -240,6 +242,8 @@ def train_lora(
         epochs: Passes over the articles.
         summaries_per_step: Summaries drawn (seeded) from the article at each step, each with
             its four dimension rows.
+        adapter_dir: Where to save the trained adapter (``peft``'s ``save_pretrained``: its
+            config and weights, a few MB) before it is merged; not saved when ``None``.
 
     Returns:
         Training log: config, per-step losses, wall seconds.
@@ -292,6 +296,8 @@ def train_lora(
             losses.append(float(loss.detach()))
             progress(f"epoch {epoch} article {a}: loss {losses[-1]:.4f}")
     model.eval()
+    if adapter_dir is not None:
+        model.save_pretrained(str(adapter_dir))
     scorer.model = model.merge_and_unload()
     return {
         "rank": rank, "lora_alpha": lora_alpha, "lr": lr, "epochs": epochs,

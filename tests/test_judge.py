@@ -351,6 +351,39 @@ def test_lora_training_on_a_tiny_model(tiny) -> None:
     assert expected_score(first.probs[0])[0] > expected_score(second.probs[0])[0]
 
 
+def test_a_saved_lora_adapter_is_a_selectable_judge(tiny, tmp_path) -> None:
+    """The adapter saved by training, loaded as ``Judge(method="lora")``, scores what the
+    trained model scored, and its weights' digest is part of the cache identity."""
+    from spgg_env.judge_train import train_lora
+
+    scorer = TransformersScorer(tiny, device="cpu", feature_layers=(1, 2))
+    expert = np.array([[5.0, 5.0, 5.0, 5.0], [1.0, 1.0, 1.0, 1.0]])
+    train_lora(scorer, [(DOC, SUMMARIES[:2], expert)], rank=4, lr=5e-2, epochs=3,
+               summaries_per_step=2, adapter_dir=tmp_path / "adapter", progress=lambda line: None)
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {
+        path.name for path in (tmp_path / "adapter").iterdir()}
+    trained = Judge(scorer.model, scorer.tokenizer)
+    loaded = Judge(tiny, method="lora", adapter=tmp_path / "adapter", device="cpu")
+    base = Judge(tiny, device="cpu")
+    assert "+lora:" in loaded.identity and loaded.identity != base.identity
+    assert loaded.describe()["method"] == "lora"
+    for summary in SUMMARIES[:2]:
+        assert loaded.score(DOC, summary).scores == pytest.approx(
+            trained.score(DOC, summary).scores, abs=1e-4)
+    assert loaded.score(DOC, SUMMARIES[0]).scores != pytest.approx(
+        base.score(DOC, SUMMARIES[0]).scores, abs=1e-4)
+    assert loaded.scorer.identity == loaded.identity
+
+
+def test_lora_judge_options_are_checked(tiny, tmp_path) -> None:
+    with pytest.raises(ValueError, match="adapter= needs method='lora'"):
+        Judge(tiny, adapter=tmp_path)
+    with pytest.raises(ValueError, match="give no scorer="):
+        Judge(method="lora", adapter=tmp_path, scorer=FixedScorer([0.2] * 5))
+    with pytest.raises(FileNotFoundError, match="not a LoRA adapter folder.*--adapter-out"):
+        Judge(tiny, method="lora", adapter=tmp_path, device="cpu").score(DOC, SUMMARIES[0])
+
+
 def test_head_on_early_layers_runs_a_cut_model(tiny, tmp_path) -> None:
     """A head that reads layer 1 of 2 runs one block only, and matches the full model's layer 1."""
     width = 32

@@ -12,6 +12,9 @@ For each (document, summary) pair:
      says how sure the model was to answer with a digit at all;
    - ``"head"``: a linear head fitted on SummEval's expert scores reads the model's hidden
      states and gives the four scores at once (:mod:`spgg_env.judge.head`);
+   - ``"lora"``: the zero-shot questions, asked of the model with a LoRA adapter fine-tuned on
+     SummEval's expert scores merged into it (as the MAC-SPGG paper's evaluator;
+     :func:`spgg_env.judge_train.train_lora`);
 
 3. the pair's value is ``mean_d (s_d - 1) / 4`` in [0, 1].
 
@@ -37,9 +40,13 @@ from spgg_env.judge.cache import ScoreCache
 from spgg_env.judge.guard import GuardReport, inspect_summary
 from spgg_env.judge.head import TRAINED_HEAD, LinearHead, feature_vector
 from spgg_env.judge.prompt import DIMENSIONS, PROMPT_VERSION, RatingPrompt, rating_prompt
-from spgg_env.judge.scorer import TransformersScorer, model_identity
+from spgg_env.judge.scorer import TransformersScorer, adapter_digest, model_identity
 
-METHODS = ("zero-shot", "head")
+METHODS = ("zero-shot", "head", "lora")
+
+#: The LoRA adapter shipped in the package (``method="lora"``'s default), fine-tuned for the
+#: embedded model on 80 SummEval articles (docs/judge.md).
+TRAINED_ADAPTER = Path(__file__).resolve().parent / "trained" / "lora"
 
 
 @dataclass(frozen=True)
@@ -97,10 +104,12 @@ class Judge:
         model: Hub id, local folder, ``"embedded"`` (default), or a loaded causal LM (then
             give ``tokenizer``). Loaded on the first score that misses the cache.
         tokenizer: The tokenizer of a loaded ``model``.
-        method: ``"zero-shot"`` (default) or ``"head"``.
+        method: ``"zero-shot"`` (default), ``"head"`` or ``"lora"``.
         head: With ``method="head"``: a :class:`~spgg_env.judge.head.LinearHead`, a path to
             one, or ``"trained"`` (default: the head shipped in the package, fitted for the
             embedded model).
+        adapter: With ``method="lora"``: a LoRA adapter folder, or ``"trained"`` (default: the
+            adapter shipped in the package, trained for the embedded model).
         cache_path: JSONL file that keeps results across runs and processes.
         dimensions: Which of :data:`DIMENSIONS` to score (zero-shot; the head gives all four).
         guard: Apply the guard (default); ``False`` only to measure what it prevents.
@@ -119,6 +128,7 @@ class Judge:
         *,
         method: str = "zero-shot",
         head: LinearHead | str | os.PathLike[str] | None = None,
+        adapter: str | os.PathLike[str] | None = None,
         cache_path: str | os.PathLike[str] | None = None,
         dimensions: Sequence[str] = DIMENSIONS,
         guard: bool = True,
@@ -150,6 +160,14 @@ class Judge:
             head = "trained"
         if method != "head" and head is not None:
             raise ValueError("head= needs method='head'")
+        if method == "lora" and adapter is None:
+            adapter = "trained"
+        if method != "lora" and adapter is not None:
+            raise ValueError("adapter= needs method='lora'")
+        if adapter is not None:
+            if scorer is not None:
+                raise ValueError("a LoRA adapter adapts a local model: give no scorer=")
+            adapter = TRAINED_ADAPTER if str(adapter) == "trained" else Path(adapter)
         if isinstance(head, str | os.PathLike):
             head = LinearHead.load(TRAINED_HEAD if str(head) == "trained" else Path(head))
         if head is not None and scorer is not None:
@@ -161,6 +179,8 @@ class Judge:
         self.max_document_chars = int(max_document_chars)
         self.max_summary_chars = int(max_summary_chars)
         self._model_args = {"model": model, "tokenizer": tokenizer, **model_options}
+        if adapter is not None:
+            self._model_args["adapter"] = adapter
         if head is not None:  # the head reads the layers it was fitted on, and no deeper
             layers = tuple(head.card["feature_layers"])
             self._model_args["feature_layers"] = layers
@@ -189,12 +209,16 @@ class Judge:
             name = model_identity(self._model_args["model"], self._model_args.get("revision"))
         if self.head is not None:
             name += f"+head:{self.head.digest[:16]}"
+        adapter = self._model_args.get("adapter")
+        if adapter is not None and self._scorer is None:
+            name += f"+lora:{adapter_digest(adapter)[:16]}"
         return name
 
     def describe(self) -> dict[str, Any]:
         """Method, model identity, dimensions, limits and cache counts, for result files."""
         return {
-            "judge": "g-eval expected score" if self.head is None else "linear head",
+            "judge": {"zero-shot": "g-eval expected score", "head": "linear head",
+                      "lora": "g-eval expected score, LoRA-tuned model"}[self.method],
             "method": self.method,
             "model": self.identity,
             "prompt_version": PROMPT_VERSION,

@@ -26,6 +26,7 @@ import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,30 @@ def model_identity(model: Any, revision: str | None = None) -> str:
     return f"{name}@{revision or 'default'}"
 
 
+def adapter_digest(adapter: str | os.PathLike[str]) -> str:
+    """SHA-256 of a LoRA adapter folder's weights file (what the cache identity records)."""
+    from spgg_env.provenance import file_sha256
+
+    folder = Path(adapter)
+    weights = [folder / name for name in ("adapter_model.safetensors", "adapter_model.bin")]
+    found = [path for path in weights if path.is_file()]
+    if not (folder / "adapter_config.json").is_file() or not found:
+        raise FileNotFoundError(
+            f"{folder} is not a LoRA adapter folder: it needs adapter_config.json and "
+            "adapter_model.safetensors (what peft's save_pretrained writes; "
+            "examples/train_judge.py lora --adapter-out makes one)"
+        )
+    return file_sha256(found[0])
+
+
+def merged_adapter(model: Any, adapter: str | os.PathLike[str]) -> Any:
+    """``model`` with the LoRA adapter in ``adapter`` merged into its weights (eval mode)."""
+    from peft import PeftModel
+
+    adapter_digest(adapter)  # a clear error for a folder that holds no adapter
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+
+
 @dataclass
 class Rating:
     """What the model says about one summary.
@@ -85,6 +110,8 @@ class TransformersScorer:
         depth: Run only the first ``depth`` blocks (features only: the score tokens need the
             whole model). A head that reads early layers costs ``depth / layers`` of the model.
             The model's block list is cut in place.
+        adapter: A ``peft`` LoRA adapter folder (``save_pretrained``'s output) merged into the
+            model's weights after loading; its weights' SHA-256 joins the identity.
     """
 
     def __init__(
@@ -97,6 +124,7 @@ class TransformersScorer:
         dtype: str = "auto",
         feature_layers: Sequence[int] = FEATURE_LAYERS,
         depth: int | None = None,
+        adapter: str | os.PathLike[str] | None = None,
     ) -> None:
         import torch
 
@@ -117,6 +145,9 @@ class TransformersScorer:
                 raise ValueError("a loaded model needs its tokenizer: pass tokenizer=")
             self.model, self.tokenizer = model.eval(), tokenizer
             self.device = next(model.parameters()).device
+        if adapter is not None:
+            self.model = merged_adapter(self.model, adapter)
+            self.identity += f"+lora:{adapter_digest(adapter)[:16]}"
         self.dtype = next(self.model.parameters()).dtype
         self._torch = torch
         self.full_depth = self.model.config.num_hidden_layers

@@ -8,7 +8,8 @@ a loop; :mod:`spgg_env.judge.guard`) scores 0 and its ``Score.error`` (the env's
 ``info["parse_error"]``) names the rule.
 
 The judge: ``judge="zero-shot"`` (the embedded model read G-Eval style), ``judge="trained"``
-(the linear head fitted on SummEval's experts, :mod:`spgg_env.judge.head`), a ready
+(the linear head fitted on SummEval's experts, :mod:`spgg_env.judge.head`), ``judge="lora"``
+(G-Eval style on the embedded model with the shipped LoRA adapter merged in), a ready
 :class:`~spgg_env.judge.Judge`, or ``judge_options`` for one built on first use.
 
 Data: a local JSONL file (``data_path=``) or the Hugging Face dataset ``mteb/summeval`` (split
@@ -34,7 +35,7 @@ from spgg_env.tasks.data import load_hf_rows, read_jsonl
 
 HF_DATASET = "mteb/summeval"
 #: ``judge=`` names and the judge method each selects.
-JUDGE_NAMES = {"zero-shot": "zero-shot", "trained": "head"}
+JUDGE_NAMES = {"zero-shot": "zero-shot", "trained": "head", "lora": "lora"}
 #: The method of the judge built when none is named: the trained head, which agrees with
 #: SummEval's experts far better than the zero-shot reading of the same model (docs/judge.md).
 #: It was fitted on the embedded model, so it is the default only for that model.
@@ -61,8 +62,8 @@ class SummEvalTask(Task):
     Args:
         data_path: A local JSONL file in the mteb/summeval format; else the hub.
         judge: A ready :class:`~spgg_env.judge.Judge` (share one between tasks and scripts),
-            or a name: ``"zero-shot"`` or ``"trained"`` (the judge method; combine it with
-            ``judge_options`` such as ``cache_path``).
+            or a name: ``"zero-shot"``, ``"trained"`` or ``"lora"`` (the judge method;
+            combine it with ``judge_options`` such as ``cache_path``).
         judge_options: Keyword arguments of the :class:`~spgg_env.judge.Judge` built on first
             use (e.g. ``{"method": "head", "cache_path": "judge.jsonl"}``).
     """
