@@ -11,6 +11,9 @@ Judges:
 - ``head``: the linear head on the same model's hidden states, **cross-fitted by article**
   (k folds; each fold is predicted by a head fitted, with its feature set and ridge alpha
   chosen by inner CV, on the other folds only);
+- ``LoRA``: the zero-shot questions asked of the model with a LoRA adapter trained on other
+  articles (``--lora-report``: the report of ``examples/train_judge.py lora``, which keeps its
+  held-out articles' scores), on those held-out articles, beside ROUGE-L and length there;
 - ``ROUGE-L``: F-measure against the 11 human summaries (best reference; ``rouge-score``);
 - ``length``: the summary's number of words;
 - published figures (G-Eval with GPT-4, UniEval, ROUGE-L).
@@ -20,6 +23,8 @@ resumable; its ``.npz`` files say how long each article took). Run:
 
     nice -n 10 python examples/train_judge.py features --out runs/judge_features
     python examples/judge_correlation.py --features runs/judge_features --out runs/judge_eval.json
+
+Without a features folder the model's judges are skipped (the no-model and LoRA tables remain).
 """
 
 from __future__ import annotations
@@ -69,6 +74,31 @@ def per_dimension(single: np.ndarray) -> dict[str, np.ndarray]:
     return {d: single for d in DIMENSIONS}
 
 
+def lora_table(report_path: Path, rows: list[dict], n_boot: int, seed: int) -> dict:
+    """The LoRA judge's summary-level figures on its held-out articles, with ROUGE-L and length
+    on the same articles; printed as a table and returned (label -> figures)."""
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    index = {row["id"]: i for i, row in enumerate(rows)}
+    held = np.array([index[a] for a in report["eval_articles"]])
+    scores = np.array([report["held_out_scores"][a] for a in report["eval_articles"]])
+    expert = {d: np.array([rows[a][d] for a in held]) for d in DIMENSIONS}
+    judges = {
+        f"LoRA-tuned 135M (G-Eval style; trained on {len(report['train_articles'])} other "
+        "articles)": {d: scores[..., i] for i, d in enumerate(DIMENSIONS)},
+        "ROUGE-L F (11 references)": per_dimension(rouge_l(rows, held)),
+        "length (words)": per_dimension(
+            np.array([[len(words(s)) for s in rows[a]["machine_summaries"]] for a in held],
+                     float)),
+    }
+    print(f"\n### summary level, the LoRA judge's {len(held)} held-out articles\n\n{HEADER}")
+    out = {}
+    for label, js in judges.items():
+        figures = summary_level_figures(js, expert, n_boot=n_boot, seed=seed)
+        print("\n".join(markdown_rows(label, figures)))
+        out[label] = {c: {k: vars(f) for k, f in row.items()} for c, row in figures.items()}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -78,10 +108,23 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="also write the figures (JSON)")
+    parser.add_argument("--lora-report", type=Path, default=None,
+                        help="report of train_judge.py lora: the LoRA judge's held-out table")
     args = parser.parse_args()
     start = time.process_time()
 
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines()]
+    report: dict = {"tables": {}}
+    if args.lora_report is not None:
+        report["tables"]["lora held-out"] = lora_table(args.lora_report, rows, args.n_boot,
+                                                       args.seed)
+    if not args.features.is_dir():
+        print(f"\nno features at {args.features}: the model's judges are skipped (make them "
+              "with examples/train_judge.py features)")
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        return
     systems_map = json.loads(args.systems.read_text(encoding="utf-8"))["systems"]
     every = np.arange(len(rows))
     data = load_features(args.features)
@@ -113,9 +156,9 @@ def main() -> None:
     judges["ROUGE-L F (11 references)"] = per_dimension(rouge_all[scored])
     judges["length (words)"] = per_dimension(length_all[scored])
 
-    report: dict = {"articles_scored": len(scored), "folds": [f.tolist() for f in folds],
-                    "head_choices": choices, "head_fit_cpu_seconds": fit_seconds,
-                    "model_pass_wall_seconds": float(data["seconds"].sum()), "tables": {}}
+    report.update({"articles_scored": len(scored), "folds": [f.tolist() for f in folds],
+                   "head_choices": choices, "head_fit_cpu_seconds": fit_seconds,
+                   "model_pass_wall_seconds": float(data["seconds"].sum())})
     heldout = folds[0]
     everything = np.arange(len(scored))
     tables = {

@@ -453,3 +453,24 @@ def test_training_and_meta_evaluation_commands_run(tiny, tmp_path) -> None:
     assert "| zero-shot 135M (G-Eval style) | spearman |" in table.stdout
     assert "the 4 articles with zero-shot scores" in table.stdout
     assert "G-Eval (GPT-4) (published)" in table.stdout
+    # the LoRA judge: trained on some articles, its held-out scores kept, then tabled there
+    lora = subprocess.run(
+        [sys.executable, str(examples / "train_judge.py"), "lora", "--data", str(fixture),
+         "--model", tiny, "--train-articles", "2", "--eval-articles", "2",
+         "--adapter-out", str(tmp_path / "adapter"), "--report", str(tmp_path / "lora.json")],
+        capture_output=True, text=True, timeout=600)
+    assert lora.returncode == 0, lora.stderr[-2000:]
+    report = json.loads((tmp_path / "lora.json").read_text())
+    assert not set(report["train_articles"]) & set(report["eval_articles"])
+    assert sorted(report["held_out_scores"]) == sorted(report["eval_articles"])
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    table = subprocess.run(
+        [sys.executable, str(examples / "judge_correlation.py"), "--data", str(fixture),
+         "--features", str(tmp_path / "absent"), "--n-boot", "20",
+         "--lora-report", str(tmp_path / "lora.json")],
+        capture_output=True, text=True, timeout=600)
+    assert table.returncode == 0, table.stderr[-2000:]
+    assert "the LoRA judge's 2 held-out articles" in table.stdout
+    assert "| LoRA-tuned 135M (G-Eval style; trained on 2 other articles) | spearman |" in (
+        table.stdout)
+    assert "no features at" in table.stdout
