@@ -33,6 +33,7 @@ import torch
 from spgg_env.judge import DIMENSIONS, Judge
 from spgg_env.judge.head import TRAINED_HEAD
 from spgg_env.judge_features import article_order
+from spgg_env.provenance import environment
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "summeval" / "test.jsonl"
 
@@ -102,7 +103,8 @@ def main() -> None:
         results.append(row_bf16)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"article": row["id"], "results": results}, indent=1)
+        args.out.write_text(json.dumps({"article": row["id"], "results": results,
+                                        "provenance": environment()}, indent=1)
                             + "\n", encoding="utf-8")
 
 
