@@ -1,6 +1,6 @@
 """How fast does the SummEval judge score? Pairs per CPU-second, before and after, and bf16.
 
-Times, on one real article and in one process with one thread:
+Times, on one real article (``--articles N``: N of them) and in one process with one thread:
 
 - ``before``: the judge as it was before the KV-cache rewrite (one full prompt per summary and
   dimension, batched with left padding), loaded from a file given with ``--baseline``, e.g.
@@ -16,6 +16,7 @@ CPU seconds (``time.process_time``) are reported beside wall seconds: on a share
 say what the work costs, and ``1,600 pairs`` is projected from them for one dedicated core.
 
     nice -n 10 python examples/judge_speed.py --baseline /tmp/old_judge.py --out runs/speed.json
+    python examples/judge_speed.py --judges head --article 0 --articles 100   # all 1,600 pairs
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--article", type=int, default=1, help="position in the seeded order")
+    parser.add_argument("--articles", type=int, default=1,
+                        help="how many articles from there (100 from 0: all 1,600 pairs)")
     parser.add_argument("--baseline", type=Path, default=None, help="the old judge.py")
     parser.add_argument("--baseline-summaries", type=int, default=2)
     parser.add_argument("--bf16-summaries", type=int, default=4)
@@ -71,8 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines()]
-    row = rows[article_order(len(rows))[args.article]]
-    pairs = [(row["text"], s) for s in row["machine_summaries"]]
+    chosen = [rows[i] for i in article_order(len(rows))[args.article:args.article + args.articles]]
+    pairs = [(row["text"], s) for row in chosen for s in row["machine_summaries"]]
     results = []
     wanted = set(args.judges.split(","))
 
@@ -103,7 +106,8 @@ def main() -> None:
         results.append(row_bf16)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"article": row["id"], "results": results,
+        args.out.write_text(json.dumps({"articles": [row["id"] for row in chosen],
+                                        "results": results,
                                         "provenance": environment()}, indent=1)
                             + "\n", encoding="utf-8")
 

@@ -474,3 +474,24 @@ def test_training_and_meta_evaluation_commands_run(tiny, tmp_path) -> None:
     assert "| LoRA-tuned 135M (G-Eval style; trained on 2 other articles) | spearman |" in (
         table.stdout)
     assert "no features at" in table.stdout
+
+
+def test_speed_command_times_several_articles(tmp_path) -> None:
+    """The speed script scores every summary of the articles asked for and records where."""
+    import subprocess
+    import sys
+
+    fixture = Path(__file__).parent / "fixtures" / "summeval_mini.jsonl"
+    rows = [json.loads(line) for line in fixture.read_text().splitlines()]
+    script = Path(__file__).parents[1] / "examples" / "judge_speed.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--data", str(fixture), "--judges", "head",
+         "--article", "0", "--articles", "2", "--out", str(tmp_path / "speed.json")],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "speed.json").read_text())
+    by_id = {row["id"]: row for row in rows}
+    assert len(report["articles"]) == 2
+    (head,) = report["results"]
+    assert head["pairs"] == sum(len(by_id[a]["machine_summaries"]) for a in report["articles"])
+    assert report["provenance"]["machine"]
