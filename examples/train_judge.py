@@ -149,8 +149,9 @@ def lora(args: argparse.Namespace) -> None:
 
     start = time.perf_counter()
     before = evaluate() if args.eval_before else None
-    log = train_lora(scorer, [prepare(i) for i in train], rank=args.rank, lr=args.lr,
-                     epochs=args.epochs, summaries_per_step=args.summaries_per_step,
+    log = train_lora(scorer, [prepare(i) for i in train], rank=args.rank,
+                     lora_alpha=args.lora_alpha, lr=args.lr, epochs=args.epochs,
+                     summaries_per_step=args.summaries_per_step, bf16=args.bf16,
                      seed=args.seed, adapter_dir=args.adapter_out)
     held_out_scores: dict[str, list[list[float]]] = {}
     after = evaluate(held_out_scores)
@@ -190,9 +191,14 @@ def main() -> None:
     tune.add_argument("--eval-articles", type=int, default=4)
     tune.add_argument("--eval-before", action="store_true")
     tune.add_argument("--rank", type=int, default=8)
+    tune.add_argument("--lora-alpha", type=int, default=16)
     tune.add_argument("--lr", type=float, default=2e-4)
     tune.add_argument("--epochs", type=int, default=1)
-    tune.add_argument("--summaries-per-step", type=int, default=4)
+    tune.add_argument("--summaries-per-step", type=int, default=None,
+                      help="summaries of an article per step (default: all 16)")
+    tune.add_argument("--bf16", action="store_true",
+                      help="bfloat16 autocast (adapters stay float32; ~1.5x faster on a CPU "
+                           "with native bfloat16)")
     tune.add_argument("--report", type=Path, default=Path("runs/judge_lora.json"))
     tune.add_argument("--adapter-out", type=Path, default=None,
                       help="save the trained LoRA adapter here (before merging)")

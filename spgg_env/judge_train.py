@@ -13,7 +13,9 @@ candidates within :data:`TIE_MARGIN` of the best, the cheapest (:data:`FEATURE_C
 
 **LoRA** (:func:`train_lora`): ``peft`` adapters on every attention and MLP projection
 (``q/k/v/o_proj``, ``gate/up/down_proj``). One step is one article: its prefix runs once,
-then rows ``body + question(dimension)`` for some of its summaries; the loss is the
+then one packed sequence (:func:`packed_rows`) holds its summaries' bodies, each followed by
+the four dimension questions, masked so that every question sees exactly its own prompt
+(``prefix + body + question``, the scorer's inference path) and no body runs twice; the loss is the
 cross-entropy, at the answer position only, between the model's distribution over the five
 score tokens and the soft target that puts ``ceil(y) - y`` on ``floor(y)`` and the rest on
 ``ceil(y)`` (so its expectation is the expert mean ``y``). Nothing else is supervised.
@@ -217,6 +219,91 @@ def soft_target(score: float) -> np.ndarray:
     return target
 
 
+def packed_rows(prefix_len: int, bodies: Sequence[Sequence[int]],
+                questions: Sequence[Sequence[int]]) -> tuple[list[int], list[int], Any, list[int]]:
+    """One sequence holding every summary's body and, after each body, every question.
+
+    Returns the token ids, their position ids, the boolean "may attend" matrix
+    (``tokens x (prefix_len + tokens)``) and the index of each (summary, question) pair's last
+    token (summary-major). Each body token sees the prefix and its own body up to itself; each
+    question token sees the prefix, its summary's whole body and its own question up to itself,
+    at the positions it would have in ``prefix + body + question`` alone. So one forward pass
+    over this sequence gives every pair the logits of its own prompt (the scorer's inference
+    path, :meth:`~spgg_env.judge.scorer.TransformersScorer.rate`), without repeating a body.
+    """
+    import torch
+
+    ids: list[int] = []
+    positions: list[int] = []
+    spans: list[tuple[int, int, int, int]] = []  # (start, end, its body's start and end)
+    last: list[int] = []
+    for body in bodies:
+        body_start = len(ids)
+        ids += body
+        positions += range(prefix_len, prefix_len + len(body))
+        body_end = len(ids)
+        spans.append((body_start, body_end, body_start, body_start))
+        for question in questions:
+            start = len(ids)
+            ids += question
+            positions += range(prefix_len + len(body), prefix_len + len(body) + len(question))
+            spans.append((start, len(ids), body_start, body_end))
+            last.append(len(ids) - 1)
+    n = len(ids)
+    allowed = torch.zeros(n, prefix_len + n, dtype=torch.bool)
+    allowed[:, :prefix_len] = True
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    for start, end, body_start, body_end in spans:
+        # its own span causally and, for a question, its summary's body
+        allowed[start:end, prefix_len + start : prefix_len + end] = causal[: end - start,
+                                                                          : end - start]
+        allowed[start:end, prefix_len + body_start : prefix_len + body_end] = True
+    return ids, positions, allowed, last
+
+
+def digit_logits(scorer: Any, model: Any, document: str, summaries: Sequence[str],
+                 dimensions: Sequence[str] = DIMENSIONS) -> Any:
+    """The score digits' logits, ``summaries x dimensions x 5``, of ``model`` (the scorer's
+    model or a ``peft`` wrapper of it) on the judge's prompts, differentiable.
+
+    The article's prefix runs once; then one row per summary, its :func:`packed_rows` sequence
+    (the body, then every question), all rows in one batch on the prefix's keys/values
+    (right-padded; a pad sees only the prefix and is never read). A digit's logit is the
+    ``logsumexp`` of the logits of the tokens that spell it (the scorer sums their
+    probabilities), so ``softmax`` over the five gives the scorer's renormalised distribution.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    device = next(base.parameters()).device
+    prefix = scorer.prefix_ids(document)
+    questions = [scorer.question_ids(d) for d in dimensions]
+    packed = [packed_rows(len(prefix), [scorer.body_ids(s)], questions) for s in summaries]
+    width = max(len(ids) for ids, *_ in packed)
+    ids = torch.full((len(packed), width), scorer.pad_id, dtype=torch.long)
+    positions = torch.full((len(packed), width), len(prefix), dtype=torch.long)
+    allowed = torch.zeros(len(packed), 1, width, len(prefix) + width, dtype=torch.bool)
+    allowed[..., : len(prefix)] = True
+    for row, (row_ids, row_positions, row_allowed, _) in enumerate(packed):
+        n = len(row_ids)
+        ids[row, :n] = torch.tensor(row_ids)
+        positions[row, :n] = torch.tensor(row_positions)
+        allowed[row, 0, :n, : len(prefix) + n] = row_allowed
+    cache = DynamicCache(config=base.config)
+    base.model(input_ids=torch.tensor([prefix], device=device), use_cache=True,
+               **{scorer._cache_kw: cache})
+    cache.batch_repeat_interleave(len(packed))
+    out = base.model(input_ids=ids.to(device), position_ids=positions.to(device),
+                     attention_mask=allowed.to(device), use_cache=True,
+                     **{scorer._cache_kw: cache})
+    rows = torch.tensor([r for r, (*_, last) in enumerate(packed) for _ in last])
+    columns = torch.tensor([t for *_, last in packed for t in last])
+    full = base.lm_head(out.last_hidden_state[rows, columns]).float()
+    logits = torch.stack([torch.logsumexp(full[:, t], dim=-1) for t in scorer.token_ids], -1)
+    return logits.reshape(len(summaries), len(dimensions), len(scorer.token_ids))
+
+
 def train_lora(
     scorer: Any,
     examples: Sequence[tuple[str, Sequence[str], np.ndarray]],
@@ -225,7 +312,8 @@ def train_lora(
     lora_alpha: int = 16,
     lr: float = 2e-4,
     epochs: int = 1,
-    summaries_per_step: int = 4,
+    summaries_per_step: int | None = None,
+    bf16: bool = False,
     seed: int = 0,
     adapter_dir: str | Path | None = None,
     progress: Callable[[str], None] = print,
@@ -237,20 +325,22 @@ def train_lora(
             in place; after training ``scorer.model`` is the merged model).
         examples: Per article: the (cut, neutralised) document, its summaries, and their
             ``summaries x 4`` expert means.
-        rank: LoRA rank; ``lora_alpha`` its scale.
+        rank: LoRA rank; ``lora_alpha`` its scale (the update is ``lora_alpha / rank`` times
+            the low-rank product).
         lr: AdamW learning rate.
-        epochs: Passes over the articles.
+        epochs: Passes over the articles (one step per article, in a seeded order per epoch).
         summaries_per_step: Summaries drawn (seeded) from the article at each step, each with
-            its four dimension rows.
+            its four dimension questions (default: all of them).
+        bf16: Run forward and backward under bfloat16 autocast (the adapters and the optimiser
+            stay float32); about twice as fast on a CPU with native bfloat16.
         adapter_dir: Where to save the trained adapter (``peft``'s ``save_pretrained``: its
-            config and weights, a few MB) before it is merged; not saved when ``None``.
+            config and weights) before it is merged; not saved when ``None``.
 
     Returns:
         Training log: config, per-step losses, wall seconds.
     """
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import DynamicCache
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -259,48 +349,33 @@ def train_lora(
     model = get_peft_model(scorer.model, config)
     model.train()
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    questions = [scorer.question_ids(d) for d in DIMENSIONS]
+    device_type = next(model.parameters()).device.type
     losses: list[float] = []
     start = time.perf_counter()
-    base = model.get_base_model()
     for epoch in range(epochs):
         for a in rng.permutation(len(examples)):
             document, summaries, expert = examples[a]
-            chosen = rng.choice(len(summaries), min(summaries_per_step, len(summaries)),
-                                replace=False)
-            rows, targets = [], []
-            for s in chosen:
-                body = scorer.body_ids(summaries[s])
-                for d, q in enumerate(questions):
-                    rows.append(body + q)
-                    targets.append(soft_target(expert[s, d]))
-            width = max(len(r) for r in rows)
-            ids = torch.tensor([r + [scorer.pad_id] * (width - len(r)) for r in rows])
-            last = torch.tensor([len(r) - 1 for r in rows])
-            cache = DynamicCache(config=base.config)
-            prefix = torch.tensor([scorer.prefix_ids(document)])
-            base.model(input_ids=prefix, use_cache=True, **{scorer._cache_kw: cache})
-            cache.batch_repeat_interleave(len(rows))
-            out = base.model(input_ids=ids, use_cache=True, **{scorer._cache_kw: cache})
-            hidden = out.last_hidden_state[torch.arange(len(rows)), last]
-            full = base.lm_head(hidden).float()
-            # a digit's logit: logsumexp over the tokens that spell it (as the scorer sums them)
-            logits = torch.stack(
-                [torch.logsumexp(full[:, ids], dim=-1) for ids in scorer.token_ids], dim=-1
-            )
-            target = torch.tensor(np.array(targets), dtype=torch.float32)
+            take = len(summaries) if summaries_per_step is None else summaries_per_step
+            chosen = np.sort(rng.choice(len(summaries), min(take, len(summaries)),
+                                        replace=False))
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                logits = digit_logits(scorer, model, document, [summaries[s] for s in chosen])
+            target = torch.tensor(np.array([[soft_target(y) for y in expert[s]]
+                                            for s in chosen]), dtype=torch.float32)
             loss = -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             losses.append(float(loss.detach()))
-            progress(f"epoch {epoch} article {a}: loss {losses[-1]:.4f}")
+            progress(f"epoch {epoch} article {a}: loss {losses[-1]:.4f} "
+                     f"({time.perf_counter() - start:.0f} s)")
     model.eval()
     if adapter_dir is not None:
         model.save_pretrained(str(adapter_dir))
     scorer.model = model.merge_and_unload()
     return {
         "rank": rank, "lora_alpha": lora_alpha, "lr": lr, "epochs": epochs,
-        "summaries_per_step": summaries_per_step, "target_modules": list(LORA_TARGETS),
+        "summaries_per_step": summaries_per_step, "bf16": bf16,
+        "target_modules": list(LORA_TARGETS),
         "steps": len(losses), "losses": losses, "seconds": time.perf_counter() - start,
     }

@@ -495,3 +495,31 @@ def test_speed_command_times_several_articles(tmp_path) -> None:
     (head,) = report["results"]
     assert head["pairs"] == sum(len(by_id[a]["machine_summaries"]) for a in report["articles"])
     assert report["provenance"]["machine"]
+
+
+def test_packed_training_rows_give_the_scorers_distributions(tiny_scorer) -> None:
+    """The training forward (one packed sequence per article, tree-masked) gives every
+    (summary, dimension) the distribution the scorer's inference path gives its prompt."""
+    from spgg_env.judge_train import digit_logits
+
+    ratings = tiny_scorer.rate(DOC, SUMMARIES[:3], DIMENSIONS)
+    with torch.no_grad():
+        logits = digit_logits(tiny_scorer, tiny_scorer.model, DOC, SUMMARIES[:3])
+    packed = torch.softmax(logits, -1).numpy()
+    for s, rating in enumerate(ratings):
+        for d in range(len(DIMENSIONS)):
+            inferred = np.array(rating.probs[d]) / np.sum(rating.probs[d])
+            assert packed[s, d] == pytest.approx(inferred, abs=1e-5)
+
+
+def test_packed_rows_mask_each_question_to_its_own_prompt() -> None:
+    from spgg_env.judge_train import packed_rows
+
+    ids, positions, allowed, last = packed_rows(3, [[10, 11], [12]], [[20], [21, 22]])
+    assert ids == [10, 11, 20, 21, 22, 12, 20, 21, 22]
+    assert positions == [3, 4, 5, 5, 6, 3, 4, 4, 5]
+    assert last == [2, 4, 6, 8]
+    # the second summary's second question (tokens 7-8) sees the prefix, body [12], itself
+    seen = allowed[8].nonzero().flatten().tolist()
+    assert seen == [0, 1, 2, 3 + 5, 3 + 7, 3 + 8]
+    assert allowed[2].nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 5]  # no other question
