@@ -41,6 +41,7 @@ from spgg_env.judge.prompt import DIMENSIONS
 from spgg_env.judge_eval import (
     article_folds,
     markdown_rows,
+    paired_difference,
     published_rows,
     summary_level_figures,
     system_level_figures,
@@ -74,28 +75,48 @@ def per_dimension(single: np.ndarray) -> dict[str, np.ndarray]:
     return {d: single for d in DIMENSIONS}
 
 
-def lora_table(report_path: Path, rows: list[dict], n_boot: int, seed: int) -> dict:
+def lora_table(report_path: Path, rows: list[dict], n_boot: int, seed: int,
+               head: dict[str, np.ndarray] | None = None) -> dict:
     """The LoRA judge's summary-level figures on its held-out articles, with ROUGE-L and length
-    on the same articles; printed as a table and returned (label -> figures)."""
+    on the same articles and, when ``head`` holds the cross-fitted head's scores (article index
+    -> summaries x dimensions), the head there too and the paired difference LoRA - head;
+    printed as a table and returned (label -> figures)."""
     report = json.loads(report_path.read_text(encoding="utf-8"))
     index = {row["id"]: i for i, row in enumerate(rows)}
     held = np.array([index[a] for a in report["eval_articles"]])
     scores = np.array([report["held_out_scores"][a] for a in report["eval_articles"]])
     expert = {d: np.array([rows[a][d] for a in held]) for d in DIMENSIONS}
-    judges = {
-        f"LoRA-tuned 135M (G-Eval style; trained on {len(report['train_articles'])} other "
-        "articles)": {d: scores[..., i] for i, d in enumerate(DIMENSIONS)},
-        "ROUGE-L F (11 references)": per_dimension(rouge_l(rows, held)),
-        "length (words)": per_dimension(
-            np.array([[len(words(s)) for s in rows[a]["machine_summaries"]] for a in held],
-                     float)),
-    }
+    lora_label = (f"LoRA-tuned 135M (G-Eval style; trained on {len(report['train_articles'])} "
+                  "other articles)")
+    judges = {lora_label: {d: scores[..., i] for i, d in enumerate(DIMENSIONS)}}
+    if report.get("summary_spearman_before") is not None and "held_out_scores_before" in report:
+        before = np.array([report["held_out_scores_before"][a] for a in report["eval_articles"]])
+        judges["zero-shot 135M, same articles (before LoRA)"] = {
+            d: before[..., i] for i, d in enumerate(DIMENSIONS)}
+    head_label = "head on 135M features (cross-fitted: each article by a head that never saw it)"
+    if head is not None and all(a in head for a in held):
+        judges[head_label] = {d: np.array([head[a][:, i] for a in held])
+                              for i, d in enumerate(DIMENSIONS)}
+    judges["ROUGE-L F (11 references)"] = per_dimension(rouge_l(rows, held))
+    judges["length (words)"] = per_dimension(
+        np.array([[len(words(s)) for s in rows[a]["machine_summaries"]] for a in held], float))
     print(f"\n### summary level, the LoRA judge's {len(held)} held-out articles\n\n{HEADER}")
     out = {}
     for label, js in judges.items():
         figures = summary_level_figures(js, expert, n_boot=n_boot, seed=seed)
         print("\n".join(markdown_rows(label, figures)))
         out[label] = {c: {k: vars(f) for k, f in row.items()} for c, row in figures.items()}
+    if head_label in judges:
+        print("\n| paired difference (same articles) | correlation | "
+              + " | ".join(DIMENSIONS) + " | mean | articles |\n|---|---|---|---|---|---|---|---|")
+        out["LoRA - head"] = {}
+        for corr in ("spearman", "kendall"):
+            diff = paired_difference(judges[lora_label], judges[head_label], expert, corr=corr,
+                                     n_boot=n_boot, seed=seed)
+            cells = " | ".join(f"{diff[d].value:+.3f} [{diff[d].low:+.2f}, {diff[d].high:+.2f}]"
+                               for d in (*DIMENSIONS, "mean"))
+            print(f"| LoRA - head | {corr} | {cells} | {diff['mean'].n} |")
+            out["LoRA - head"][corr] = {k: vars(f) for k, f in diff.items()}
     return out
 
 
@@ -115,10 +136,10 @@ def main() -> None:
 
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines()]
     report: dict = {"tables": {}}
-    if args.lora_report is not None:
-        report["tables"]["lora held-out"] = lora_table(args.lora_report, rows, args.n_boot,
-                                                       args.seed)
     if not args.features.is_dir():
+        if args.lora_report is not None:
+            report["tables"]["lora held-out"] = lora_table(args.lora_report, rows, args.n_boot,
+                                                           args.seed)
         print(f"\nno features at {args.features}: the model's judges are skipped (make them "
               "with examples/train_judge.py features)")
         if args.out:
@@ -151,6 +172,10 @@ def main() -> None:
     judges[f"head on 135M features ({args.folds}-fold by article)"] = {
         d: head[..., i] for i, d in enumerate(DIMENSIONS)
     }
+    if args.lora_report is not None:
+        report["tables"]["lora held-out"] = lora_table(
+            args.lora_report, rows, args.n_boot, args.seed,
+            head={int(a): head[p] for p, a in enumerate(scored)})
     rouge_all = rouge_l(rows, every)
     length_all = np.array([[len(words(s)) for s in r["machine_summaries"]] for r in rows], float)
     judges["ROUGE-L F (11 references)"] = per_dimension(rouge_all[scored])

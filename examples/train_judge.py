@@ -148,7 +148,8 @@ def lora(args: argparse.Namespace) -> None:
         return {d: float(np.nanmean(v)) for d, v in out.items()}
 
     start = time.perf_counter()
-    before = evaluate() if args.eval_before else None
+    held_out_before: dict[str, list[list[float]]] = {}
+    before = evaluate(held_out_before) if args.eval_before else None
     log = train_lora(scorer, [prepare(i) for i in train], rank=args.rank,
                      lora_alpha=args.lora_alpha, lr=args.lr, epochs=args.epochs,
                      summaries_per_step=args.summaries_per_step, bf16=args.bf16,
@@ -158,7 +159,7 @@ def lora(args: argparse.Namespace) -> None:
     report = {"train_articles": [rows[i]["id"] for i in train],
               "eval_articles": [rows[i]["id"] for i in held_out], "training": log,
               "summary_spearman_before": before, "summary_spearman_after": after,
-              "held_out_scores": held_out_scores,
+              "held_out_scores": held_out_scores, "held_out_scores_before": held_out_before,
               "wall_seconds": time.perf_counter() - start, "data_sha256": file_sha256(args.data),
               "provenance": environment()}
     args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -146,6 +146,36 @@ def summary_level_figures(
     return out
 
 
+def paired_difference(
+    judge_a: Mapping[str, np.ndarray],
+    judge_b: Mapping[str, np.ndarray],
+    expert: Mapping[str, np.ndarray],
+    *,
+    dimensions: Sequence[str] = DIMENSIONS,
+    corr: str = "spearman",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Figure]:
+    """Judge A minus judge B on the same articles: the difference of their summary-level
+    correlations per dimension and of the mean, each with a **paired** bootstrap interval (one
+    resample of articles serves both judges, so what the articles share cancels)."""
+    function = CORRELATIONS[corr]
+    a = np.stack([per_article(judge_a[d], expert[d], function) for d in dimensions])
+    b = np.stack([per_article(judge_b[d], expert[d], function) for d in dimensions])
+    n_articles = a.shape[1]
+    out: dict[str, Figure] = {}
+    for i, dim in enumerate([*dimensions, "mean"]):
+        def delta(idx: np.ndarray, i: int = i) -> float:
+            if i == len(dimensions):
+                return float(np.mean(np.nanmean(a[:, idx], axis=1))
+                             - np.mean(np.nanmean(b[:, idx], axis=1)))
+            return float(np.nanmean(a[i, idx]) - np.nanmean(b[i, idx]))
+
+        low, high = bootstrap_interval(n_articles, delta, n_boot=n_boot, seed=seed)
+        out[dim] = Figure(delta(np.arange(n_articles)), low, high, n_articles)
+    return out
+
+
 def system_level_figures(
     judge: Mapping[str, np.ndarray],
     expert: Mapping[str, np.ndarray],

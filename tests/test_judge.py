@@ -456,7 +456,7 @@ def test_training_and_meta_evaluation_commands_run(tiny, tmp_path) -> None:
     # the LoRA judge: trained on some articles, its held-out scores kept, then tabled there
     lora = subprocess.run(
         [sys.executable, str(examples / "train_judge.py"), "lora", "--data", str(fixture),
-         "--model", tiny, "--train-articles", "2", "--eval-articles", "2",
+         "--model", tiny, "--train-articles", "2", "--eval-articles", "2", "--eval-before",
          "--adapter-out", str(tmp_path / "adapter"), "--report", str(tmp_path / "lora.json")],
         capture_output=True, text=True, timeout=600)
     assert lora.returncode == 0, lora.stderr[-2000:]
@@ -474,6 +474,18 @@ def test_training_and_meta_evaluation_commands_run(tiny, tmp_path) -> None:
     assert "| LoRA-tuned 135M (G-Eval style; trained on 2 other articles) | spearman |" in (
         table.stdout)
     assert "no features at" in table.stdout
+    assert sorted(report["held_out_scores_before"]) == sorted(report["eval_articles"])
+    assert "| zero-shot 135M, same articles (before LoRA) | spearman |" in table.stdout
+    # with the features, the cross-fitted head on the same articles and the paired difference
+    table = subprocess.run(
+        [sys.executable, str(examples / "judge_correlation.py"), "--data", str(fixture),
+         "--features", str(folder), "--folds", "2", "--n-boot", "20",
+         "--lora-report", str(tmp_path / "lora.json")],
+        capture_output=True, text=True, timeout=600)
+    assert table.returncode == 0, table.stderr[-2000:]
+    lora_part = table.stdout.split("the LoRA judge's 2 held-out articles")[1]
+    assert "| head on 135M features (cross-fitted" in lora_part
+    assert "| LoRA - head | spearman | " in lora_part
 
 
 def test_speed_command_times_several_articles(tmp_path) -> None:
@@ -523,3 +535,19 @@ def test_packed_rows_mask_each_question_to_its_own_prompt() -> None:
     seen = allowed[8].nonzero().flatten().tolist()
     assert seen == [0, 1, 2, 3 + 5, 3 + 7, 3 + 8]
     assert allowed[2].nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 5]  # no other question
+
+
+def test_paired_difference_of_two_judges() -> None:
+    """A judge that ranks like the experts beats one that ranks them backwards by 2 on
+    every article, and a judge minus itself is exactly 0."""
+    from spgg_env.judge_eval import paired_difference
+
+    rng = np.random.default_rng(0)
+    expert = {d: rng.normal(size=(6, 8)) for d in DIMENSIONS}
+    good = {d: expert[d] * 2 + 1 for d in DIMENSIONS}
+    bad = {d: -expert[d] for d in DIMENSIONS}
+    diff = paired_difference(good, bad, expert, n_boot=50)
+    assert diff["mean"].value == pytest.approx(2.0) and diff["mean"].low == pytest.approx(2.0)
+    assert diff["coherence"].n == 6
+    same = paired_difference(good, good, expert, corr="kendall", n_boot=50)
+    assert (same["mean"].value, same["mean"].low, same["mean"].high) == (0.0, 0.0, 0.0)
