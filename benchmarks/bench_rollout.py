@@ -38,7 +38,8 @@ and scoring).
 
 Defaults are the default main job's episodes (``spgg run``: the default ensemble, three embedded
 SmolLM2-135M-Instruct agents, task ``arith``, partial observation, 20 episodes, batch 8, effort
-counted in model tokens, ``max_tokens`` 128, dtype ``auto``)::
+counted in model tokens, ``max_tokens`` 128, dtype ``auto``, easy problems, two worked
+exemplars per turn)::
 
     python benchmarks/bench_rollout.py --threads 2 --out bench_rollout.json
     python benchmarks/bench_rollout.py --threads 1 --episodes 8 --greedy --baseline-ref 326b0c6
@@ -72,7 +73,8 @@ from spgg_env.agents.engine import Engine, Request
 from spgg_env.agents.ensemble import Ensemble, build_ensemble
 from spgg_env.agents.episodes import EpisodeRunner
 from spgg_env.agents.llm_agent import LLMAgent
-from spgg_env.spec import GameSpec
+from spgg_env.agents.run_job import RUN_TASK_OPTIONS
+from spgg_env.spec import GameSpec, parse_key_values
 
 REPO = Path(__file__).resolve().parents[1]
 BACKEND_FILE = "agents/transformers_backend.py"
@@ -319,7 +321,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    spec = GameSpec.from_args(args)
+    # the main job's task options (easy arith) unless --task-option says otherwise
+    options = {**RUN_TASK_OPTIONS.get(args.task, {}),
+               **parse_key_values(args.task_options, "--task-option")}
+    spec = GameSpec.from_args(args, task_options=options)
     ensemble = build_ensemble(args.config, model=args.model, dtype=args.dtype, device=args.device,
                               max_new_tokens=args.max_new_tokens, n_agents=spec.n_agents)
     if args.greedy:
