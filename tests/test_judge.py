@@ -376,6 +376,8 @@ def test_a_saved_lora_adapter_is_a_selectable_judge(tiny, tmp_path) -> None:
 
 
 def test_lora_judge_options_are_checked(tiny, tmp_path) -> None:
+    with pytest.raises(ValueError, match="needs adapter=<folder>.*train_judge.py lora"):
+        Judge(tiny, method="lora")
     with pytest.raises(ValueError, match="adapter= needs method='lora'"):
         Judge(tiny, adapter=tmp_path)
     with pytest.raises(ValueError, match="give no scorer="):

@@ -44,9 +44,6 @@ from spgg_env.judge.scorer import TransformersScorer, adapter_digest, model_iden
 
 METHODS = ("zero-shot", "head", "lora")
 
-#: The LoRA adapter shipped in the package (``method="lora"``'s default), fine-tuned for the
-#: embedded model on 80 SummEval articles (docs/judge.md).
-TRAINED_ADAPTER = Path(__file__).resolve().parent / "trained" / "lora"
 
 
 @dataclass(frozen=True)
@@ -108,8 +105,10 @@ class Judge:
         head: With ``method="head"``: a :class:`~spgg_env.judge.head.LinearHead`, a path to
             one, or ``"trained"`` (default: the head shipped in the package, fitted for the
             embedded model).
-        adapter: With ``method="lora"``: a LoRA adapter folder, or ``"trained"`` (default: the
-            adapter shipped in the package, trained for the embedded model).
+        adapter: With ``method="lora"`` (required): a LoRA adapter folder, as
+            ``examples/train_judge.py lora --adapter-out`` writes one. None is shipped: the one
+            trained on SummEval for the embedded model ranks summaries far worse than the head
+            (docs/judge.md).
         cache_path: JSONL file that keeps results across runs and processes.
         dimensions: Which of :data:`DIMENSIONS` to score (zero-shot; the head gives all four).
         guard: Apply the guard (default); ``False`` only to measure what it prevents.
@@ -161,13 +160,15 @@ class Judge:
         if method != "head" and head is not None:
             raise ValueError("head= needs method='head'")
         if method == "lora" and adapter is None:
-            adapter = "trained"
+            raise ValueError("method='lora' needs adapter=<folder>: train one with "
+                             "examples/train_judge.py lora --adapter-out <folder> (none is "
+                             "shipped; docs/judge.md#lora-examplestrain_judgepy-lora)")
         if method != "lora" and adapter is not None:
             raise ValueError("adapter= needs method='lora'")
         if adapter is not None:
             if scorer is not None:
                 raise ValueError("a LoRA adapter adapts a local model: give no scorer=")
-            adapter = TRAINED_ADAPTER if str(adapter) == "trained" else Path(adapter)
+            adapter = Path(adapter)
         if isinstance(head, str | os.PathLike):
             head = LinearHead.load(TRAINED_HEAD if str(head) == "trained" else Path(head))
         if head is not None and scorer is not None:

@@ -9,7 +9,8 @@ a loop; :mod:`spgg_env.judge.guard`) scores 0 and its ``Score.error`` (the env's
 
 The judge: ``judge="zero-shot"`` (the embedded model read G-Eval style), ``judge="trained"``
 (the linear head fitted on SummEval's experts, :mod:`spgg_env.judge.head`), ``judge="lora"``
-(G-Eval style on the embedded model with the shipped LoRA adapter merged in), a ready
+(G-Eval style on the embedded model with a LoRA adapter merged in: ``judge_options={"adapter":
+folder}``, none is shipped), a ready
 :class:`~spgg_env.judge.Judge`, or ``judge_options`` for one built on first use.
 
 Data: a local JSONL file (``data_path=``) or the Hugging Face dataset ``mteb/summeval`` (split
