@@ -221,9 +221,9 @@ GLOSSARY = {
 METHOD_COLOURS = {
     "zero-shot": "#1f77b4", "few-shot": "#17becf", "cot": "#2ca02c",
     "self-consistency": "#8c564b", "debate": "#9467bd", "econ-static": "#e377c2",
-    "econ-learned": "#f7b6d2", "spgg-po": "#d62728", "spgg-fo": "#ff7f0e",
+    "econ-learned": "#c5b0d5", "spgg-po": "#d62728", "spgg-fo": "#ff7f0e",
     "spgg-po-trained": "#ff9896", "spgg-fo-trained": "#ffbb78",
-    "spgg-po-few-shot": "#7b1113", "spgg-fo-few-shot": "#a65628",
+    "spgg-po-few-shot": "#7b1113", "spgg-fo-few-shot": "#e6ab02",
 }  # fmt: skip
 #: Colours of labels the glossary does not know, picked by a stable hash of the label.
 OTHER_COLOURS = ("#7f7f7f", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39")

@@ -118,8 +118,24 @@ def test_setup_text_names_device_machine_and_versions():
     assert setup_text(header).endswith("versions not recorded")
 
 
+def _lab(hex_colour: str) -> np.ndarray:
+    """CIE L*a*b* (D65) of an sRGB colour."""
+    rgb = np.array([int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ linear / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
 def test_colours_are_fixed_and_distinct():
     assert len(set(METHOD_COLOURS.values())) == len(METHOD_COLOURS)
+    # told apart on a small plot marker: every pair at least 27 apart in CIE76 (2.3 is just
+    # noticeable; the two browns this board once had were 26 apart)
+    labs = {name: _lab(c) for name, c in METHOD_COLOURS.items()}
+    closest = min((float(np.linalg.norm(labs[a] - labs[b])), a, b)
+                  for a in labs for b in labs if a < b)
+    assert closest[0] >= 27, closest
     assert colour("spgg-po") == METHOD_COLOURS["spgg-po"]
     assert colour("my-new-method") == colour("my-new-method")  # stable for unknown labels
     assert re.fullmatch(r"#[0-9a-f]{6}", colour("my-new-method"))
