@@ -450,22 +450,30 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
 def load_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Result files named directly or found in the given folders (``*.cost.json`` skipped).
 
+    One learner's cells may come from several files (a board run in sittings, e.g.
+    ``--agents 3`` then ``--agents 5 10`` into another folder); each row keeps its own file's
+    budget and provenance.
+
     Raises:
-        ValueError: If a file is not a learner-board result or two files share a learner name.
+        ValueError: If a file is not a learner-board result, or two files hold the same cell
+            (learner, mechanism, n).
     """
     files: list[Path] = []
     for path in map(Path, paths):
         files += sorted(path.glob("*.json")) if path.is_dir() else [path]
-    results, names = [], set()
+    results, cells = [], {}
     for file in files:
         if file.name.endswith(".cost.json"):
             continue
         data = json.loads(file.read_text(encoding="utf-8"))
         if data.get("board") != "learners":
             raise ValueError(f"{file} is not a learner-board result file")
-        if data["learner"] in names:
-            raise ValueError(f"two result files for learner {data['learner']!r} ({file})")
-        names.add(data["learner"])
+        for cell in data["cells"]:
+            key = (data["learner"], cell["mechanism"], cell["n_agents"])
+            if key in cells:
+                raise ValueError(f"two result files for learner {key[0]!r}, {key[1]} n={key[2]}: "
+                                 f"{cells[key]} and {file}; keep one")
+            cells[key] = file
         results.append(data)
     if not results:
         raise ValueError(f"no learner-board result files in {[str(p) for p in paths]}")
