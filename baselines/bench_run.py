@@ -220,14 +220,15 @@ def run_benchmark(
         backend = backend()
     params = config.generation_params()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    clock = time.perf_counter()
+    clock, cpu_clock = time.perf_counter(), time.process_time()
     records: list[dict[str, Any]] = []
     for seed in config.seeds:
         method.prepare(task, problems, prepare_rng(seed))
         records += solve_problems(method, task, problems, backend, params, seed,
                                   batch_size=config.batch_size, progress=progress)
     return _finish(out, config, task, method, backend.describe(), problems, split_hash,
-                   records, started, time.perf_counter() - clock, overwrite)
+                   records, started, time.perf_counter() - clock, overwrite,
+                   cpu=time.process_time() - cpu_clock)
 
 
 def _checked_run(config: BenchConfig, results_dir: str | Path, task: Task | None,
@@ -248,11 +249,16 @@ def _checked_run(config: BenchConfig, results_dir: str | Path, task: Task | None
 
 def _finish(out: Path, config: BenchConfig, task: Task, method: Method,
             backend: Mapping[str, Any], problems: Sequence[Problem], split_hash: str,
-            records: list[dict[str, Any]], started: str, wall: float, overwrite: bool) -> Path:
+            records: list[dict[str, Any]], started: str, wall: float, overwrite: bool,
+            cpu: float | None = None) -> Path:
+    """Write the result; ``timing``: start, wall seconds of the episodes (model load excluded),
+    the machine and, for a run in this process, ``cpu_s``: its CPU seconds over the same span
+    (all threads; a Ray run's workers are not counted, so it has none)."""
     header = result_header(config, task, method, backend, problems, split_hash, records)
     header["timing"] = {
         "started_utc": started,
         "wall_s": wall,
+        **({} if cpu is None else {"cpu_s": cpu}),
         "machine": provenance.machine_description(),
     }
     return write_result(out, header, records, overwrite=overwrite)

@@ -108,6 +108,8 @@ def test_result_header_carries_provenance(tmp_path, pinned):
     assert low <= agg["score"] <= high
     # problems share backend batches across episodes, capped at batch_size
     assert max(backend.calls) == 4 and sum(backend.calls) == 2 * 6 * 3
+    timing = header["timing"]
+    assert 0 < timing["cpu_s"] and 0 < timing["wall_s"] and timing["machine"]
 
 
 def test_a_game_config_plays_its_spec_and_the_result_embeds_it(tmp_path, pinned):
