@@ -374,3 +374,22 @@ def test_session_on_cuda_matches_solo_texts_and_transformers_greedy(tmp_path):
     ref_ids = ref[0, ids["input_ids"].shape[1]:].tolist()
     eos = backend.tokenizer.eos_token_id
     assert greedy.token_ids == (ref_ids[: ref_ids.index(eos)] if eos in ref_ids else ref_ids)
+
+
+def test_decode_step_profile_accounts_for_attention_and_every_linear_layer(tiny):
+    """benchmarks/decode_step_profile.py on the tiny model: the runner-shaped steps run in the
+    backend's window cache, and the profile names attention and each kind of linear layer."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "decode_step_profile.py"
+    spec = importlib.util.spec_from_file_location("decode_step_profile", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.decode_step_profile(tiny, rows=3, columns=20, steps=2)
+    kinds = {"gate_proj/up_proj", "down_proj", "o_proj/q_proj", "k_proj/v_proj", "lm_head"}
+    assert set(module.linear_kinds(tiny.model).values()) == kinds
+    assert set(result["profiled_ms_by_group"]) == {
+        "attention (sdpa)", "other", *(f"linear {kind}" for kind in kinds)}
+    assert sum(result["share_by_group"].values()) == pytest.approx(1.0)
+    assert result["plain_ms_per_step"] > 0
