@@ -448,10 +448,11 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
 
 
 def load_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Result files named directly or found in the given folders (``*.cost.json`` skipped).
+    """Result files named directly or found in the given folders and their subfolders
+    (``*.cost.json`` skipped).
 
     One learner's cells may come from several files (a board run in sittings, e.g.
-    ``--agents 3`` then ``--agents 5 10`` into another folder); each row keeps its own file's
+    ``--agents 3`` then ``--agents 5 10`` into a subfolder); each row keeps its own file's
     budget and provenance.
 
     Raises:
@@ -460,7 +461,7 @@ def load_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """
     files: list[Path] = []
     for path in map(Path, paths):
-        files += sorted(path.glob("*.json")) if path.is_dir() else [path]
+        files += sorted(path.rglob("*.json")) if path.is_dir() else [path]
     results, cells = [], {}
     for file in files:
         if file.name.endswith(".cost.json"):

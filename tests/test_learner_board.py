@@ -135,9 +135,10 @@ def test_board_files_and_fixed_colours(user_module, tmp_path):
 def test_a_learner_run_in_sittings_joins_on_one_board(tmp_path):
     run_board(tiny("exp3", mechanisms=("pgg",), agents=(3,)), tmp_path / "first")
     run_board(tiny("exp3", mechanisms=("pgg",), agents=(5,), episodes=80), tmp_path / "second")
-    rows = board_rows(lb.load_results([tmp_path / "first", tmp_path / "second"]))
-    assert [(r["learner"], r["n_agents"], r["budget"]) for r in rows] == [
-        ("exp3", 3, 40), ("exp3", 5, 80)]
+    for folders in ([tmp_path / "first", tmp_path / "second"], [tmp_path]):  # subfolders too
+        rows = board_rows(lb.load_results(folders))
+        assert [(r["learner"], r["n_agents"], r["budget"]) for r in rows] == [
+            ("exp3", 3, 40), ("exp3", 5, 80)]
 
 
 def test_load_results_refuses_duplicates_and_other_files(tmp_path):
