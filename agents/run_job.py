@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import fcntl
 import json
-import resource
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -248,7 +247,7 @@ def run_job(
         summary = summarise(records, modes, episodes)
         summary.update(task=first.task, split=first.split, seed=seed,
                        wall_s=time.perf_counter() - start,
-                       peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                       peak_rss_mib=provenance.process_usage()["peak_rss_mib"])
         _write_json(out / SUMMARY, summary)
     summary["out"] = str(out)
     return summary

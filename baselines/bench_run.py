@@ -253,12 +253,15 @@ def _finish(out: Path, config: BenchConfig, task: Task, method: Method,
             cpu: float | None = None) -> Path:
     """Write the result; ``timing``: start, wall seconds of the episodes (model load excluded),
     the machine and, for a run in this process, ``cpu_s``: its CPU seconds over the same span
-    (all threads; a Ray run's workers are not counted, so it has none)."""
+    (all threads), and the whole process's use so far (:func:`provenance.process_usage`:
+    ``process_cpu_s`` with imports and model load, ``peak_rss_mib``; for a command that runs one
+    config, what ``/usr/bin/time`` would say of it). A Ray run's workers are not counted, so it
+    has none of these."""
     header = result_header(config, task, method, backend, problems, split_hash, records)
     header["timing"] = {
         "started_utc": started,
         "wall_s": wall,
-        **({} if cpu is None else {"cpu_s": cpu}),
+        **({} if cpu is None else {"cpu_s": cpu, **provenance.process_usage()}),
         "machine": provenance.machine_description(),
     }
     return write_result(out, header, records, overwrite=overwrite)

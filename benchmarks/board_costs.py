@@ -1,11 +1,12 @@
 """What each board row cost, as a Markdown table for docs/benchmark.md.
 
 Joins the board's result files (``<results>/<row>/result.json``: machine, commit, problems,
-seeds, tokens, score) with the CPU time measured around each ``spgg bench run`` command
-(``<results>-costs.tsv``: ``/usr/bin/time``'s user and system CPU seconds, wall seconds and
-peak resident memory of the whole command, model load included; one line per row, blank
-where that was not recorded). A row missing from the cost file shows its result's own
-``timing.cpu_s`` (the episodes' CPU seconds, model load excluded), marked ``*``::
+seeds, tokens, score) with the CPU time of each ``spgg bench run`` command, model load included:
+the cost file's line for the row when there is one (``<results>-costs.tsv``: ``/usr/bin/time``'s
+user plus system CPU seconds, wall seconds and peak resident memory, as board-v1 was measured),
+else the result's own ``timing.process_cpu_s`` and ``timing.peak_rss_mib`` (recorded by every
+run in one process since they were added), else ``timing.cpu_s`` (the episodes' CPU seconds,
+model load excluded), marked ``*``::
 
     python benchmarks/board_costs.py leaderboard/results/board-v1
 
@@ -38,7 +39,11 @@ def table(results_dir: Path, costs: dict[str, dict[str, str]]) -> str:
         cost = costs.get(row, {})
         timing = result["timing"]
         machine = timing["machine"]
-        cpu = cost.get("user_cpu_s") or ""
+        cpu = (f"{float(cost['user_cpu_s']) + float(cost.get('system_cpu_s') or 0):.0f}"
+               if cost.get("user_cpu_s") else "")
+        peak = cost.get("max_rss_mib") or ""
+        if not cpu and "process_cpu_s" in timing:
+            cpu, peak = f"{timing['process_cpu_s']:.0f}", f"{timing['peak_rss_mib']:.0f}"
         if cpu:
             totals[machine] += float(cpu)
         elif "cpu_s" in timing:
@@ -48,7 +53,7 @@ def table(results_dir: Path, costs: dict[str, dict[str, str]]) -> str:
         by_machine[machine].append(
             f"| `{row}` | {result['git']['commit'][:7]} | {agg['n_problems']} x "
             f"{len(result['seeds'])} | {cpu or '-'} | {timing['wall_s']:.0f} | "
-            f"{cost.get('max_rss_mib') or '-'} | {agg['tokens_per_problem']:.0f} | "
+            f"{peak or '-'} | {agg['tokens_per_problem']:.0f} | "
             f"{agg['score']:.3f} [{low:.3f}, {high:.3f}] |")
     parts = []
     for machine, lines in by_machine.items():
@@ -66,7 +71,7 @@ def main() -> None:
     parser.add_argument("--costs", type=Path, help="cost file (default: <results>-costs.tsv)")
     args = parser.parse_args()
     costs_path = args.costs or args.results.with_name(args.results.name + "-costs.tsv")
-    print(table(args.results, load_costs(costs_path)))
+    print(table(args.results, load_costs(costs_path) if costs_path.is_file() else {}))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,19 @@ def machine_description() -> str:
     parts += ["AVX-512"] if cpu["avx512"] else []
     parts.append("native bf16" if cpu["native_bf16"] else "no native bf16")
     return ", ".join(parts)
+
+
+def process_usage() -> dict[str, float]:
+    """What this process has used so far, as ``/usr/bin/time`` reports a whole command.
+
+    ``process_cpu_s``: user + system CPU seconds of this process and of its finished children
+    (e.g. the sandbox's code runs), since it started: imports and model load included.
+    ``peak_rss_mib``: the high-water mark of this process's resident memory (``ru_maxrss``).
+    """
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return {"process_cpu_s": round(cpu, 2), "peak_rss_mib": round(own.ru_maxrss / 1024, 1)}
 
 
 def environment() -> dict[str, Any]:

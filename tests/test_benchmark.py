@@ -110,6 +110,8 @@ def test_result_header_carries_provenance(tmp_path, pinned):
     assert max(backend.calls) == 4 and sum(backend.calls) == 2 * 6 * 3
     timing = header["timing"]
     assert 0 < timing["cpu_s"] and 0 < timing["wall_s"] and timing["machine"]
+    # the whole process (imports, earlier tests) has used at least the episodes' CPU
+    assert timing["process_cpu_s"] >= timing["cpu_s"] - 0.01 and timing["peak_rss_mib"] > 10
 
 
 def test_a_game_config_plays_its_spec_and_the_result_embeds_it(tmp_path, pinned):
