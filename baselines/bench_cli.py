@@ -4,8 +4,9 @@
 ``--results-dir`` (default ``runs/bench``; never the committed ``leaderboard/results`` unless
 named). A result folder that exists is never replaced without ``--overwrite``;
 ``--skip-existing`` keeps one that verifies. ``spgg bench leaderboard RESULTS...`` verifies
-result folders (or folders of them) and writes ``leaderboard.md``, ``leaderboard.html`` and
-``frontier.png``. Bad input (a missing config file or results folder, an unknown task or
+result folders (or folders of them) and writes ``leaderboard.md``, ``leaderboard.html``, the
+plots and ``costs.md`` (with the cost file ``<folder>-costs.tsv`` beside a results folder named,
+where there is one). Bad input (a missing config file or results folder, an unknown task or
 method, a bad option, an existing result) is one line and exit status 2, before any model
 loads; a result that fails verification is exit status 1 with every reason listed.
 """
@@ -61,8 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                           "the ray extra)")
     board = commands.add_parser(
         "leaderboard", help="verify result folders and write the leaderboard",
-        description="Verify result folders and write leaderboard.md, leaderboard.html and "
-                    "frontier.png; nothing is written if any result is rejected.")
+        description="Verify result folders and write leaderboard.md, leaderboard.html, "
+                    "frontier.png, comparisons.png and costs.md (reading RESULTS-costs.tsv "
+                    "beside a folder named, where it exists); nothing is written if any result "
+                    "is rejected.")
     board.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
                        help="result folders, or folders that hold them")
     board.add_argument("--out", type=Path, default=Path("runs/leaderboard"),
@@ -175,6 +178,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
+    from spgg_env.baselines.board_costs import cost_file_for, load_cost_file
     from spgg_env.baselines.leaderboard import write_board
 
     for path in args.results:
@@ -198,7 +202,14 @@ def _leaderboard(args: argparse.Namespace) -> int:
         print("\n".join(failures), file=sys.stderr)
         print(f"refused {len(failures)} of {len(dirs)} results; no board written", file=sys.stderr)
         return 1
-    for written in write_board(results, args.out):
+    costs: dict[str, dict[str, str]] = {}
+    for path in args.results:
+        if cost_file_for(path).is_file():
+            try:
+                costs.update(load_cost_file(cost_file_for(path)))
+            except ValueError as error:
+                return usage_error("spgg bench leaderboard", str(error))
+    for written in write_board(results, args.out, costs=costs):
         print(written)
     return 0
 

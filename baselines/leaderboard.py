@@ -38,7 +38,8 @@ most common one) is marked and kept out of the wall-time column.
 
 The board: ``leaderboard.md``, ``leaderboard.html`` (the same tables), ``frontier.png`` (task
 score against tokens per problem, with each task's cost-quality frontier: the methods that no
-cheaper method beats) and ``comparisons.png`` (the paired differences with the reference).
+cheaper method beats), ``comparisons.png`` (the paired differences with the reference) and
+``costs.md`` (what each row cost, :mod:`spgg_env.baselines.board_costs`).
 Each method has one colour on every plot and page (:data:`METHOD_COLOURS`).
 """
 
@@ -56,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from spgg_env.baselines.board_costs import cost_table
 from spgg_env.bootstrap import bootstrap_ci, percentile_interval, resample_indices
 
 #: Per-episode fields averaged into the cost aggregates.
@@ -791,15 +793,18 @@ def _shared_legend(fig: Any, axes: Sequence[Any]) -> None:
 
 
 def write_board(results: Sequence[Mapping[str, Any]], out_dir: str | Path,
-                *, repo_root: str | Path | None = None) -> list[Path]:
-    """Write ``leaderboard.md``, ``leaderboard.html``, ``frontier.png`` and
-    ``comparisons.png`` into ``out_dir``.
+                *, repo_root: str | Path | None = None,
+                costs: Mapping[str, Mapping[str, str]] | None = None) -> list[Path]:
+    """Write ``leaderboard.md``, ``leaderboard.html``, ``frontier.png``,
+    ``comparisons.png`` and ``costs.md`` (what each row cost) into ``out_dir``.
 
     Args:
         results: Verified results (:func:`spgg_env.baselines.bench_results.load_result`).
         out_dir: Where to write.
         repo_root: Where ``benchmarks/configs`` is looked for (the config links); default:
             the repository this module is in.
+        costs: Cost-file lines by row (:func:`spgg_env.baselines.board_costs.load_cost_file`);
+            rows without one show the cost their result records.
 
     Returns:
         The written paths.
@@ -815,9 +820,10 @@ def write_board(results: Sequence[Mapping[str, Any]], out_dir: str | Path,
     rows = board_rows(results)
     links = {row_key(row): config_links(row, out, root) for row in rows}
     paths = [out / "leaderboard.md", out / "leaderboard.html", out / "frontier.png",
-             out / "comparisons.png"]
+             out / "comparisons.png", out / "costs.md"]
     paths[0].write_text(render_markdown(rows, links), encoding="utf-8")
     paths[1].write_text(render_html(rows, links), encoding="utf-8")
     plot_frontier(rows, paths[2])
     plot_comparisons(rows, paths[3])
+    paths[4].write_text(cost_table(results, costs or {}), encoding="utf-8")
     return paths

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import pytest
@@ -85,26 +84,3 @@ def test_committed_board_configs_are_what_the_script_writes_and_all_load():
         if config.method == "spgg":
             assert config.game.observation == ("partial" if "spgg-po" in path.stem else "full")
 
-
-def test_board_costs_take_the_cost_file_then_the_results_own_process_figures(tmp_path):
-    board_costs = load_script("board_costs")
-    machine = "x86_64 Linux, 2 CPUs, test CPU"
-
-    def result(row: str, timing: dict) -> None:
-        (tmp_path / row).mkdir()
-        (tmp_path / row / "result.json").write_text(json.dumps({
-            "aggregates": {"score_ci95": [0.1, 0.3], "n_problems": 150, "tokens_per_problem": 9.0,
-                           "score": 0.2},
-            "seeds": [0], "git": {"commit": "abcdef0123"},
-            "timing": {"wall_s": 50.0, "machine": machine, **timing}}))
-
-    result("timed", {"cpu_s": 40.0})  # measured from outside: the cost file wins
-    result("recorded", {"cpu_s": 40.0, "process_cpu_s": 61.4, "peak_rss_mib": 1200.2})
-    result("old", {"cpu_s": 40.0})  # neither: the episodes' own CPU, marked
-    costs = {"timed": {"user_cpu_s": "100", "system_cpu_s": "3", "max_rss_mib": "900"}}
-    lines = board_costs.table(tmp_path, costs).splitlines()
-    rows = {line.split("`")[1]: line.split(" | ") for line in lines if line.startswith("| `")}
-    assert rows["timed"][3:6] == ["103", "50", "900"]
-    assert rows["recorded"][3:6] == ["61", "50", "1200"]
-    assert rows["old"][3:6] == ["40*", "50", "-"]
-    assert lines[0].startswith(f"**{machine}**: 3 rows, 204 CPU s")

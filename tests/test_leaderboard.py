@@ -131,3 +131,18 @@ def test_cli_run_writes_results_and_the_board_refuses_a_partial_one(tmp_path, mo
     assert bench("leaderboard", out, "--out", tmp_path / "b", "--splits-dir", splits.parent) == 0
     assert bench("run", path, *common, "--skip-existing") == 0
     assert "skip cot: valid result" in capsys.readouterr().out
+
+
+def test_board_writes_costs_from_the_cost_file_beside_the_results(tmp_path, results, capsys):
+    folder, splits = results
+    cost_file = folder.with_name(folder.name + "-costs.tsv")
+    cost_file.write_text("row\tuser_cpu_s\tsystem_cpu_s\tprocess_wall_s\tmax_rss_mib\n"
+                         "debate\t120\t5\t130\t999\n")
+    assert bench("leaderboard", folder, "--out", tmp_path / "b", "--splits-dir", splits) == 0
+    costs = (tmp_path / "b" / "costs.md").read_text()
+    assert "| `debate` |" in costs and "| 125 |" in costs and "| 999 |" in costs
+    single = json.loads((folder / "single_agent" / RESULT_FILE).read_text())["timing"]
+    assert f"| {single['process_cpu_s']:.0f} |" in costs  # no line: the run's own figures
+    cost_file.write_text("row\tuser_cpu_s\ndebate\t1\ndebate\t2\n")
+    assert bench("leaderboard", folder, "--out", tmp_path / "c", "--splits-dir", splits) == 2
+    assert "names row 'debate' twice" in capsys.readouterr().err

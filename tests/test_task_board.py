@@ -224,7 +224,9 @@ def test_board_page_has_every_table_row_legend_and_link(board_results, tmp_path)
     out = root / "repo" / "leaderboard"
     paths = write_board(results, out, repo_root=root / "repo")
     assert [p.name for p in paths] == ["leaderboard.md", "leaderboard.html", "frontier.png",
-                                       "comparisons.png"]
+                                       "comparisons.png", "costs.md"]
+    costs = paths[4].read_text()  # every row, its own recorded cost (no cost file given)
+    assert all(f"| `{r['header']['config']['name']}` |" in costs for r in results)
     page = PageParser()
     page.feed(paths[1].read_text())
     assert page.h1 == ["spgg_env task board"]
