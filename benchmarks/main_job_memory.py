@@ -20,12 +20,12 @@ from pathlib import Path
 
 def play(store_mib: float, observation: str, episodes: int) -> dict:
     """One setting, in this process (called in a child)."""
-    import resource
     import time
 
     import torch
 
     torch.set_num_threads(1)
+    from spgg_env import provenance
     from spgg_env.agents.engine import Engine
     from spgg_env.agents.ensemble import build_ensemble
     from spgg_env.agents.episodes import EpisodeRunner
@@ -44,7 +44,7 @@ def play(store_mib: float, observation: str, episodes: int) -> dict:
     return {
         "prefix_store_mib": store_mib, "observation": observation, "episodes": episodes,
         "cpu_s": round(time.process_time() - start, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mib": round(provenance.process_usage()["peak_rss_mib"]),
         "prompt_tokens": int(stats["prompt_tokens"]),
         "reused_tokens": int(stats["reused_tokens"]),
         **{key: round(stats[key], 2) for key in ("prefill_s", "decode_s", "sample_s", "move_s",

@@ -96,7 +96,7 @@ def process_usage() -> dict[str, float]:
     own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
                                                          resource.RUSAGE_CHILDREN))
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-    return {"process_cpu_s": round(cpu, 2), "peak_rss_mib": round(own.ru_maxrss / 1024, 1)}
+    return {"process_cpu_s": cpu, "peak_rss_mib": own.ru_maxrss / 1024}
 
 
 def environment() -> dict[str, Any]:

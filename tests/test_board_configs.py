@@ -83,4 +83,3 @@ def test_committed_board_configs_are_what_the_script_writes_and_all_load():
             assert dict(config.task_options) == {"difficulty": "easy"}
         if config.method == "spgg":
             assert config.game.observation == ("partial" if "spgg-po" in path.stem else "full")
-
