@@ -11,6 +11,9 @@
    A hack is stopped when, with the guard, it scores below the worst real summary on every
    article. The probes (a fluent summary of another article, praise in words no rule lists)
    pass the guard by design: their rows say what the model pays for them.
+3. Lead-3 beside its twin in the data (SummEval's system M0 is lead-3, tokenised): the judge's
+   score of both, and lead-3's rank among the article's 16 machine summaries by the judge
+   against M0's rank by the experts (1 = best).
 
     python examples/judge_robustness.py --articles 3 --cache-path runs/judge_cache.jsonl
     python examples/judge_robustness.py --articles 3 --method head   # the trained judge
@@ -31,6 +34,8 @@ from spgg_env.judge.redteam import hacks, lead3, probes
 from spgg_env.judge_features import article_order, seed_judge_cache
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "summeval" / "test.jsonl"
+SYSTEMS = Path(__file__).resolve().parents[1] / "spgg_env" / "judge" / "summeval_systems.json"
+DIMENSIONS = ("coherence", "consistency", "fluency", "relevance")
 
 
 def guard_on_real_data(rows: list[dict]) -> dict:
@@ -81,6 +86,8 @@ def main() -> None:
             seed_judge_cache(judge, rows, args.features)
     open_door._scorer = guarded.scorer  # one model in memory for both
     verdicts: dict[str, dict[str, list[float]]] = {}
+    systems = json.loads(SYSTEMS.read_text(encoding="utf-8"))["systems"]
+    ranks: dict[str, list[int]] = {"lead3_by_judge": [], "m0_by_experts": []}
     start = time.perf_counter()
     order = article_order(len(rows))
     for position, index in enumerate(order[: args.articles]):
@@ -92,10 +99,12 @@ def main() -> None:
                    **probes(row["machine_summaries"][0], other)}
         real_scores = [v.value for v in guarded.score_many([(doc, s) for s in real])]
         machine = real_scores[:16]
-        best_expert = int(np.argmax(np.mean([row[d] for d in ("coherence", "consistency",
-                                                                "fluency", "relevance")], 0)))
+        expert = np.mean([row[d] for d in DIMENSIONS], 0)
+        best_expert = int(np.argmax(expert))
+        m0 = systems[row["id"]].index("M0")
         for name, value in (("real: worst", min(real_scores)), ("real: best", max(real_scores)),
-                            ("real: best expert-rated machine", machine[best_expert])):
+                            ("real: best expert-rated machine", machine[best_expert]),
+                            ("real: M0 (lead-3 as the data ship it)", machine[m0])):
             verdicts.setdefault(name, {"before": [], "after": []})
             verdicts[name]["before"].append(value)
             verdicts[name]["after"].append(value)
@@ -108,7 +117,10 @@ def main() -> None:
             entry["after"].append(a.value)
             entry["below_worst"].append(a.value < min(real_scores))
             entry["flags"].append(a.guard.get("flags", []))
+        ranks["lead3_by_judge"].append(1 + sum(v > after[0].value for v in machine))
+        ranks["m0_by_experts"].append(1 + int(np.sum(expert > expert[m0])))
     report["verdicts"] = verdicts
+    report["lead3_ranks"] = ranks
     report["seconds"] = time.perf_counter() - start
     print(f"\n| text ({args.method}, {args.articles} articles) | before (no guard) | after | "
           "below the worst real summary on every article | guard flags |\n|---|---|---|---|---|")
@@ -117,6 +129,9 @@ def main() -> None:
         flags = sorted({f for fl in v.get("flags", []) for f in fl})
         print(f"| {name} | {np.mean(v['before']):.3f} | {np.mean(v['after']):.3f} | {stopped} | "
               f"{', '.join(flags)} |")
+    print(f"\nlead-3 ranks {np.mean(ranks['lead3_by_judge']):.1f} of the 16 machine summaries "
+          f"by the judge (median {np.median(ranks['lead3_by_judge']):g}); the experts rank M0 "
+          f"{np.mean(ranks['m0_by_experts']):.1f} (median {np.median(ranks['m0_by_experts']):g})")
     print(f"\nmodel time {report['seconds']:.0f} s wall; judge misses {guarded.misses} + "
           f"{open_door.misses}")
     if args.out:

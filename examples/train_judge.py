@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from spgg_env.judge.head import TRAINED_HEAD
-from spgg_env.judge.prompt import DIMENSIONS, PROMPT_VERSION, cut, neutralise
+from spgg_env.judge.prompt import DIMENSIONS, PROMPT_VERSION, document_piece, summary_piece
 from spgg_env.judge.scorer import FEATURE_LAYERS, TransformersScorer
 from spgg_env.judge_eval import article_folds
 from spgg_env.judge_features import (
@@ -128,8 +128,8 @@ def lora(args: argparse.Namespace) -> None:
 
     def prepare(index: int) -> tuple[str, list[str], np.ndarray]:
         row = rows[index]
-        doc = neutralise(cut(row["text"], 4000))
-        summaries = [neutralise(cut(s, 1500)) for s in row["machine_summaries"]]
+        doc = document_piece(row["text"], 4000)
+        summaries = [summary_piece(s, 1500) for s in row["machine_summaries"]]
         return doc, summaries, np.array([row[d] for d in DIMENSIONS]).T
 
     def evaluate(scores: dict[str, list[list[float]]] | None = None) -> dict[str, float]:

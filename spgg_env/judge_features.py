@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from spgg_env.judge.prompt import DIMENSIONS, cut, neutralise
+from spgg_env.judge.prompt import DIMENSIONS, document_piece, summary_piece
 
 
 def article_order(n_articles: int, seed: int = 0) -> list[int]:
@@ -47,8 +47,8 @@ def extract_article(
     """Probabilities and features of every summary of one article (see the module docstring)."""
     start = time.perf_counter()
     ratings = scorer.rate(
-        neutralise(cut(document, max_document_chars)),
-        [neutralise(cut(s, max_summary_chars)) for s in summaries],
+        document_piece(document, max_document_chars),
+        [summary_piece(s, max_summary_chars) for s in summaries],
         DIMENSIONS if questions else (),
         features=True,
     )

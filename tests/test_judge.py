@@ -23,6 +23,7 @@ from spgg_env.judge import (
 )
 from spgg_env.judge.cache import ScoreCache
 from spgg_env.judge.head import feature_vector
+from spgg_env.judge.prompt import summeval_form
 
 DOC = "The council voted to build a library. It will cost 12 million dollars and open in 2027."
 SUMMARIES = [
@@ -202,12 +203,16 @@ def test_linear_head_round_trip_and_judge(tiny, tiny_scorer, tmp_path) -> None:
     assert loaded.spec == spec and loaded.card["note"] == "random test head"
     judge = Judge(tiny, device="cpu", method="head", head=path)
     verdict = judge.score(DOC, SUMMARIES[0])
-    (rating,) = tiny_scorer.rate(judge.prompt("coherence", DOC, SUMMARIES[0]).document,
-                                 [SUMMARIES[0]], DIMENSIONS, features=True)
+    prompt = judge.prompt("coherence", DOC, SUMMARIES[0])
+    (rating,) = tiny_scorer.rate(prompt.document, [prompt.summary], DIMENSIONS, features=True)
     expected = loaded.predict(feature_vector(rating.features, spec))[0]
     assert list(verdict.scores.values()) == pytest.approx(expected, abs=1e-4)
     assert verdict.value == pytest.approx(np.mean((expected - 1) / 4), abs=1e-4)
     assert "+head:" in judge.identity
+    stale = LinearHead(spec, head.mean, head.scale, head.weights, head.bias,
+                       {"feature_layers": [1, 2], "prompt_version": "2"})
+    with pytest.raises(ValueError, match="fitted on judge prompt v2.*refit"):
+        Judge(tiny, method="head", head=stale)
 
 
 def test_openai_scorer_reads_top_logprobs() -> None:
@@ -232,7 +237,8 @@ def test_openai_scorer_reads_top_logprobs() -> None:
     assert verdict.mass["fluency"] == pytest.approx(0.9)
     assert seen[0]["max_tokens"] == 1 and seen[0]["logprobs"] is True
     assert seen[0]["messages"][0]["role"] == "system"
-    assert "<summary>\n" + SUMMARIES[0] + "\n</summary>" in seen[0]["messages"][1]["content"]
+    summary = summeval_form(SUMMARIES[0])  # the judge reads SummEval's surface form
+    assert "<summary>\n" + summary + "\n</summary>" in seen[0]["messages"][1]["content"]
 
     def no_logprobs(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"choices": [{"message": {"content": "4"}}]})

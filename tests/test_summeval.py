@@ -30,7 +30,8 @@ class WordCountScorer:
         out = []
         for prompt in prompts:
             probs = [0.0] * 5
-            probs[min(max(len(prompt.summary.split()) - 5, 0), 4)] = 0.5  # mass 0.5: renormalised
+            n_words = sum(any(c.isalnum() for c in w) for w in prompt.summary.split())
+            probs[min(max(n_words - 5, 0), 4)] = 0.5  # mass 0.5: renormalised
             out.append(probs)
         return out
 

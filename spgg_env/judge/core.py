@@ -171,6 +171,13 @@ class Judge:
             adapter = Path(adapter)
         if isinstance(head, str | os.PathLike):
             head = LinearHead.load(TRAINED_HEAD if str(head) == "trained" else Path(head))
+        fitted_on = head.card.get("prompt_version") if head is not None else None
+        if fitted_on is not None and str(fitted_on) != PROMPT_VERSION:
+            raise ValueError(
+                f"the head was fitted on judge prompt v{fitted_on}, this package reads prompts "
+                f"v{PROMPT_VERSION}: its features would not mean what it learned; refit it "
+                "(examples/train_judge.py features, then head; docs/judge.md#training)"
+            )
         if head is not None and scorer is not None:
             raise ValueError("the head reads a local model's hidden states: give no scorer=")
         self.method = method

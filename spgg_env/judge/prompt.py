@@ -14,7 +14,16 @@ sits between ``<summary>`` tags that it cannot close (every ``<summary>``/``</su
 ``<article>``/``</article>`` tag inside a text is replaced by ``(tag)``), and a tokenizer reads
 the data pieces with ``split_special_tokens=True``, so a text that spells ``<|im_end|>`` is
 read as those characters, not as the end of the user turn.
+
+One surface form (:func:`summeval_form`): SummEval's expert-rated machine summaries, the data
+every figure of the judge is fitted and measured on, are lower-cased and tokenised (``sterling
+'s wife , rochelle `` shelly '' sterling -lrb- cnn -rrb-``), while the texts agents write are
+not. A judge that saw only the first form learns the form itself: before this, the head paid
+lead-3 in raw form 0.997, above every real summary, though its tokenised twin (system M0) is
+rated 5th of 16 by the experts. So the summary is put into the data's form before any model
+reads it; the article stays as SummEval gives it (raw), as in training.
 """
+
 
 from __future__ import annotations
 
@@ -24,7 +33,7 @@ from dataclasses import dataclass
 DIMENSIONS: tuple[str, ...] = ("coherence", "consistency", "fluency", "relevance")
 SCORE_TOKENS: tuple[str, ...] = ("1", "2", "3", "4", "5")
 #: Bumped whenever the wording changes: it is part of every cache key.
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"
 
 CRITERIA: dict[str, str] = {
     "coherence": (
@@ -64,6 +73,67 @@ QUESTION = "Rate the summary's {dimension} from 1 to 5. Reply with one digit."
 #: Mark put where an over-long document or summary was cut.
 CUT_MARK = " [...]"
 
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st jr sr prof gen gov sen rep col lt sgt capt cmdr adm rev inc ltd co corp "
+    "vs jan feb mar apr jun jul aug sep sept oct nov dec no mt ft".split()
+)
+_TYPOGRAPHIC = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'",
+                              "\u2013": "--", "\u2014": "--"})
+_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-"}
+#: Punctuation that is its own token (``,`` and ``:`` not inside a number: 14,000 and 12:15).
+_PUNCTUATION_RE = re.compile(r"((?<!\d)[,:]|[,:](?!\d)|[;!?()\[\]{}\"]|\.\.\.|--|\$|%)")
+_CLITICS = ("'s", "'re", "'ve", "'ll", "'m", "'d", "n't")
+_CLITIC_RE = re.compile(r"(\w)(" + "|".join(_CLITICS) + r")\b")
+
+
+def _word_tokens(token: str) -> list[str]:
+    """One white-space token split like the data: an opening single quote as `````, and each
+    final ``.`` (not an abbreviation's) or closing single quote as a token of its own."""
+    before: list[str] = []
+    after: list[str] = []
+    if len(token) > 1 and token[0] == "'" and token[1] != "'" and token not in _CLITICS:
+        before, token = ["`"], token[1:]
+    while len(token) > 1:
+        stem = token[:-1]
+        if token.endswith("'") and not token.endswith("''"):
+            after.insert(0, "'")
+        elif token.endswith(".") and not stem.endswith(".") and not (
+            "." in stem or (len(stem) == 1 and stem.isalpha()) or stem in _ABBREVIATIONS
+        ):
+            after.insert(0, ".")
+        else:
+            break
+        token = stem
+    return [*before, token, *after]
+
+
+def summeval_form(text: str) -> str:
+    """``text`` in the surface form of SummEval's machine summaries (Penn-Treebank style).
+
+    Lower-cased; typographic quotes and dashes made plain; punctuation, ``$`` and ``%`` split
+    off as tokens (but not the ``,`` of ``14,000`` or the ``:`` of ``12:15``); clitics split
+    (``sterling 's``, ``do n't``); a word's final ``.`` split off unless the word is an
+    abbreviation (``v.``, ``u.s.``, ``mr.``); brackets as ``-lrb-``/``-rrb-``; double quotes as
+    ````` and ``''`` in turn, single quotes as ````` and ``'``; tokens joined by single
+    spaces. Measured on the data in ``tests/test_judge_form.py``.
+    """
+    t = text.translate(_TYPOGRAPHIC).lower()
+    for word, bracket in _BRACKETS.items():
+        t = t.replace(bracket, word)
+    t = t.replace("``", '"').replace("''", '"')
+    t = _PUNCTUATION_RE.sub(r" \1 ", t)
+    t = _CLITIC_RE.sub(r"\1 \2", t)
+    tokens = [piece for token in t.split() for piece in _word_tokens(token)]
+    opened = False
+    for i, token in enumerate(tokens):
+        if token == '"':
+            tokens[i] = "''" if opened else "``"
+            opened = not opened
+        else:
+            tokens[i] = _BRACKETS.get(token, token)
+    return " ".join(tokens)
+
+
 _TAG_RE = re.compile(r"<\s*/?\s*(?:summary|article)\s*>", re.IGNORECASE)
 
 
@@ -79,11 +149,22 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit].rstrip() + CUT_MARK
 
 
+def document_piece(document: str, limit: int) -> str:
+    """The article as the judge reads it: cut to ``limit`` characters, tags made inert."""
+    return neutralise(cut(document, limit))
+
+
+def summary_piece(summary: str, limit: int) -> str:
+    """The summary as the judge reads it: in :func:`summeval_form`, cut, tags made inert."""
+    return neutralise(cut(summeval_form(summary), limit))
+
+
 @dataclass(frozen=True)
 class RatingPrompt:
     """One rating question: a summary of a document on one dimension.
 
-    ``document`` and ``summary`` are already cut and neutralised (see :func:`rating_prompt`).
+    ``document`` and ``summary`` are the pieces the model reads (:func:`document_piece`,
+    :func:`summary_piece`).
     """
 
     document: str
@@ -107,11 +188,11 @@ def question(dimension: str) -> str:
 def rating_prompt(
     document: str, summary: str, dimension: str, max_document_chars: int, max_summary_chars: int
 ) -> RatingPrompt:
-    """The prompt of one dimension, with the document and summary cut and neutralised."""
+    """The prompt of one dimension, with the document and summary as the model reads them."""
     if dimension not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dimension!r}; choose from {DIMENSIONS}")
     return RatingPrompt(
-        neutralise(cut(document, max_document_chars)),
-        neutralise(cut(summary, max_summary_chars)),
+        document_piece(document, max_document_chars),
+        summary_piece(summary, max_summary_chars),
         dimension,
     )

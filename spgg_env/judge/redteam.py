@@ -9,7 +9,10 @@ Each entry of :func:`hacks` is one class of attack with the verdict a careful gr
 - one sentence repeated five times.
 
 ``lead3`` (the article's first three sentences) is listed apart by :func:`lead3`: it is a
-legitimate extractive summary (SummEval's system M0), scored by the judge like any other.
+legitimate extractive summary (SummEval's system M0), scored by the judge like any other; since
+the judge reads every summary in SummEval's surface form
+(:func:`spgg_env.judge.prompt.summeval_form`), lead-3 as an agent writes it and its tokenised
+twin in the data are one text to the judge.
 
 :func:`probes` are attacks the guard knowingly lets through to the model (a fluent summary of
 another article, an injection in words no rule lists): what the judge pays for them is
