@@ -12,7 +12,10 @@ place), so a run can stop at any time and resume where it stopped:
 - ``body_mean``, ``body_last``: summaries x layers x hidden;
 - ``question_last``: summaries x dimensions x layers x hidden (only with the question rows);
 - ``expert``: summaries x dimensions, the experts' mean scores (NaN for texts without any);
-- ``article``: the article's index in the data file; ``seconds``: its wall time.
+- ``article``: the article's index in the data file; ``seconds``: its wall time;
+- ``prompt_version``: the judge prompt the features were read with
+  (:data:`~spgg_env.judge.prompt.PROMPT_VERSION`); files of another version are refused, by
+  the resumed pass and by :func:`load_features` (files from before v3 have none: v2).
 
 The features are stored as float16 (they only feed a linear model).
 """
@@ -27,12 +30,24 @@ from typing import Any
 
 import numpy as np
 
-from spgg_env.judge.prompt import DIMENSIONS, document_piece, summary_piece
+from spgg_env.judge.prompt import DIMENSIONS, PROMPT_VERSION, document_piece, summary_piece
 
 
 def article_order(n_articles: int, seed: int = 0) -> list[int]:
     """The seeded order in which articles are processed (``numpy`` ``default_rng(seed)``)."""
     return [int(i) for i in np.random.default_rng(seed).permutation(n_articles)]
+
+
+def check_prompt_version(record: Any, path: str | os.PathLike[str]) -> None:
+    """Raise unless the features file ``path`` (loaded as ``record``) was read with this
+    package's judge prompt."""
+    version = str(record["prompt_version"]) if "prompt_version" in record else "2"
+    if version != PROMPT_VERSION:
+        raise ValueError(
+            f"{path} holds features read with judge prompt v{version}, this package reads "
+            f"v{PROMPT_VERSION}: extract again into an empty folder "
+            "(examples/train_judge.py features --features <new folder>)"
+        )
 
 
 def extract_article(
@@ -96,11 +111,13 @@ def extract_dataset(
         path = folder / f"{position:03d}.npz"
         files.append(path)
         if path.is_file():
+            check_prompt_version(np.load(path), path)
             continue
         row = rows[index]
         record = extract_article(scorer, row["text"], row["machine_summaries"],
                                  questions=questions)
         record["article"] = np.array(index)
+        record["prompt_version"] = np.array(PROMPT_VERSION)
         record["expert"] = np.array([row[d] for d in DIMENSIONS], dtype=np.float64).T
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **record)
@@ -122,8 +139,11 @@ def load_features(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     if not paths:
         raise FileNotFoundError(f"no extracted articles (NNN.npz) in {folder}")
     loaded = [dict(np.load(p)) for p in paths]
+    for path, item in zip(paths, loaded, strict=True):
+        check_prompt_version(item, path)
     common = [key for key in loaded[0] if all(key in item for item in loaded)]
-    return {key: np.stack([item[key] for item in loaded]) for key in common}
+    return {key: np.stack([item[key] for item in loaded]) for key in common
+            if key != "prompt_version"}
 
 
 def seed_judge_cache(judge: Any, rows: Sequence[dict[str, Any]], folder: str | os.PathLike[str]
@@ -137,6 +157,7 @@ def seed_judge_cache(judge: Any, rows: Sequence[dict[str, Any]], folder: str | o
     entries = {}
     for path in sorted(Path(folder).glob("[0-9][0-9][0-9].npz")):
         record = np.load(path)
+        check_prompt_version(record, path)
         if not np.isfinite(record["probs"]).all():  # passed without the question rows
             continue
         row = rows[int(record["article"])]

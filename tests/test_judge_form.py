@@ -97,3 +97,23 @@ def test_head_pays_raw_lead3_what_it_pays_its_tokenised_twin() -> None:
         raw, tokenised = judge.score_many([(row["text"], lead3(row["text"])), (row["text"], twin)])
         assert raw.error is None and tokenised.error is None
         assert abs(raw.value - tokenised.value) < 0.05, (row["id"], raw.value, tokenised.value)
+
+
+def test_features_of_another_prompt_version_are_refused(tmp_path) -> None:
+    """A features folder read with the raw-text prompt (v2, files without a version) cannot
+    feed a v3 head: loading, resuming a pass and seeding a cache all refuse it."""
+    import numpy as np
+
+    from spgg_env.judge.prompt import PROMPT_VERSION
+    from spgg_env.judge_features import extract_dataset, load_features
+
+    record = {"article": np.array(0), "probs": np.zeros((1, 4, 5)),
+              "body_mean": np.zeros((1, 2, 3)), "expert": np.ones((1, 4))}
+    np.savez(tmp_path / "000.npz", **record)
+    with pytest.raises(ValueError, match="judge prompt v2.*extract again"):
+        load_features(tmp_path)
+    with pytest.raises(ValueError, match="judge prompt v2"):
+        extract_dataset(None, [{"text": "a", "machine_summaries": ["b"]}], tmp_path,
+                        limit=1, progress=lambda line: None)
+    np.savez(tmp_path / "000.npz", **record, prompt_version=np.array(PROMPT_VERSION))
+    assert load_features(tmp_path)["body_mean"].shape == (1, 1, 2, 3)
