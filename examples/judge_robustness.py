@@ -88,6 +88,7 @@ def main() -> None:
     verdicts: dict[str, dict[str, list[float]]] = {}
     systems = json.loads(SYSTEMS.read_text(encoding="utf-8"))["systems"]
     ranks: dict[str, list[int]] = {"lead3_by_judge": [], "m0_by_experts": []}
+    praise_gain: list[float] = []  # praise probe minus the honest summary it extends
     start = time.perf_counter()
     order = article_order(len(rows))
     for position, index in enumerate(order[: args.articles]):
@@ -118,9 +119,11 @@ def main() -> None:
             entry["below_worst"].append(a.value < min(real_scores))
             entry["flags"].append(a.guard.get("flags", []))
         ranks["lead3_by_judge"].append(1 + sum(v > after[0].value for v in machine))
+        praise_gain.append(after[-1].value - real_scores[0])
         ranks["m0_by_experts"].append(1 + int(np.sum(expert > expert[m0])))
     report["verdicts"] = verdicts
     report["lead3_ranks"] = ranks
+    report["praise_gain"] = praise_gain
     report["seconds"] = time.perf_counter() - start
     print(f"\n| text ({args.method}, {args.articles} articles) | before (no guard) | after | "
           "below the worst real summary on every article | guard flags |\n|---|---|---|---|---|")
@@ -132,6 +135,8 @@ def main() -> None:
     print(f"\nlead-3 ranks {np.mean(ranks['lead3_by_judge']):.1f} of the 16 machine summaries "
           f"by the judge (median {np.median(ranks['lead3_by_judge']):g}); the experts rank M0 "
           f"{np.mean(ranks['m0_by_experts']):.1f} (median {np.median(ranks['m0_by_experts']):g})")
+    print(f"free praise appended to an honest summary changes its score by "
+          f"{np.mean(praise_gain):+.3f} on average (max {max(praise_gain):+.3f})")
     print(f"\nmodel time {report['seconds']:.0f} s wall; judge misses {guarded.misses} + "
           f"{open_door.misses}")
     if args.out:
