@@ -118,8 +118,9 @@ def main() -> None:
             entry["after"].append(a.value)
             entry["below_worst"].append(a.value < min(real_scores))
             entry["flags"].append(a.guard.get("flags", []))
-        ranks["lead3_by_judge"].append(1 + sum(v > after[0].value for v in machine))
-        praise_gain.append(after[-1].value - real_scores[0])
+        guarded_by_name = {name: a.value for name, a in zip(attacks, after, strict=True)}
+        ranks["lead3_by_judge"].append(1 + sum(v > guarded_by_name["lead3"] for v in machine))
+        praise_gain.append(guarded_by_name["probe_paraphrased_praise"] - real_scores[0])
         ranks["m0_by_experts"].append(1 + int(np.sum(expert > expert[m0])))
     report["verdicts"] = verdicts
     report["lead3_ranks"] = ranks

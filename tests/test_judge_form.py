@@ -1,9 +1,10 @@
 """The judge reads every summary in one surface form, SummEval's (``summeval_form``).
 
 The experts rated lower-cased, tokenised machine summaries; agents write raw text. A judge fitted
-on the first form and shown the second pays for the form: the head paid lead-3 in raw form 0.997,
-above every real summary of its article, though the experts rate its tokenised twin (system M0)
-5th of 16. These tests pin the form, its fit to the data, and the lead-3 verdict.
+on the first form and shown the second pays for the form: through prompt v2 the head paid
+lead-3 in raw form 0.978 on 10 articles, first of 16 on every one, against 0.858 for its
+tokenised twin (system M0, which the experts rank 4.1th). These tests pin the form, its fit to
+the data, and the lead-3 verdict.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +283,9 @@ class Judge:
         return verdicts
 
     def _zero_shot(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[dict, dict]]:
-        prompts = [[self.prompt(dim, d, s) for dim in self.dimensions] for d, s in pairs]
+        # the pieces (cut, neutralised, the summary in SummEval's form) once per pair
+        bases = [self.prompt(self.dimensions[0], d, s) for d, s in pairs]
+        prompts = [[replace(base, dimension=dim) for dim in self.dimensions] for base in bases]
         keys = [[self.key(p) for p in row] for row in prompts]
         todo: dict[str, RatingPrompt] = {}
         for row_keys, row in zip(keys, prompts, strict=True):

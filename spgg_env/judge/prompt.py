@@ -18,12 +18,11 @@ read as those characters, not as the end of the user turn.
 One surface form (:func:`summeval_form`): SummEval's expert-rated machine summaries, the data
 every figure of the judge is fitted and measured on, are lower-cased and tokenised (``sterling
 's wife , rochelle `` shelly '' sterling -lrb- cnn -rrb-``), while the texts agents write are
-not. A judge that saw only the first form learns the form itself: before this, the head paid
-lead-3 in raw form 0.997, above every real summary, though its tokenised twin (system M0) is
-rated 5th of 16 by the experts. So the summary is put into the data's form before any model
-reads it; the article stays as SummEval gives it (raw), as in training.
+not. A judge that saw only the first form learns the form itself: through prompt v2 the head
+paid lead-3 in raw form 0.978 on 10 articles, first of 16 on every one, against 0.858 for its
+tokenised twin (system M0), which the experts rank 4.1th. So the summary is put into the data's
+form before any model reads it; the article stays as SummEval gives it (raw), as in training.
 """
-
 
 from __future__ import annotations
 
