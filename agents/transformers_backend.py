@@ -78,6 +78,7 @@ from spgg_env.agents.backend import (
     per_prompt_params,
     per_prompt_seeds,
 )
+from spgg_env.agents.packed_linear import PackedLinears
 from spgg_env.models import (
     FALLBACK_CONTEXT,
     load_model_and_tokenizer,
@@ -161,6 +162,8 @@ class TransformersBackend:
         self.n_layers = _full_attention_layers(self.model)
         self._rng = torch.Generator().manual_seed(seed)
         self._marker_ids = self._encode(TRUNCATION_MARKER)
+        #: The model's linear layers with prepacked weights, used by sessions (bfloat16 on CPU).
+        self.packed_linears = PackedLinears(self.model)
         #: Cumulative time (s) and counts of all sessions (see :meth:`DecodeSession.poll`).
         self.stats: dict[str, float] = dict.fromkeys(STATS, 0.0)
 
@@ -361,15 +364,16 @@ class DecodeSession:
         generation while the others go on; a failed decoding step fails every live row.
         """
         done: list[tuple[Hashable, Generation]] = []
-        while self.queue and self.n < self.max_batch:
-            self._admit(*self.queue.popleft(), done)
-        while self.n and not done:
-            try:
-                done += self._step()
-            except Exception as exc:  # noqa: BLE001 - recorded per row, the game goes on
-                log.exception("decoding step failed for %d rows", self.n)
-                done += [(row.key, _failed(exc, row.submitted)) for row in self.rows]
-                self.rows = []
+        with self.backend.packed_linears.active():
+            while self.queue and self.n < self.max_batch:
+                self._admit(*self.queue.popleft(), done)
+            while self.n and not done:
+                try:
+                    done += self._step()
+                except Exception as exc:  # noqa: BLE001 - recorded per row, the game goes on
+                    log.exception("decoding step failed for %d rows", self.n)
+                    done += [(row.key, _failed(exc, row.submitted)) for row in self.rows]
+                    self.rows = []
         return done
 
     # -------------------------------------------------------------- admission

@@ -3,8 +3,9 @@
 Prefills ``--rows`` random prompts of ``--columns`` tokens into a cache, then times
 ``--steps`` single-token decoding steps shaped like the runner's (every row one new token,
 attending over its whole cache in the backend's preallocated ``WindowCache``, through an
-explicit mask in the form the backend passes, so the same kernels run), first plainly (ms per
-step) and then under
+explicit mask in the form the backend passes, with the linear layers' prepacked weights as the
+backend's sessions use them, so the same kernels run), first plainly (ms per step), then the
+same steps with the plain ``nn.Linear`` path (``unpacked_ms_per_step``), and then under
 ``torch.profiler``, grouped into attention (``scaled_dot_product_attention``), each kind of
 linear layer (by weight shape: ``q_proj``, ``gate_proj/up_proj``, ``lm_head`` ...) and the rest
 (norms, rotary embeddings, cache writes, Python)::
@@ -48,7 +49,7 @@ def decode_step_profile(backend: TransformersBackend, rows: int, columns: int, s
     ids = torch.randint(0, backend.vocab, (rows, columns), generator=generator)
     kinds = linear_kinds(model)
     cache = WindowCache(model.config.get_text_config().num_hidden_layers, max_rows=rows)
-    cache.capacity = columns + 3 + 2 * steps  # prefill, warm-up, plain and profiled steps
+    cache.capacity = columns + 4 + 3 * steps  # prefill, warm-up, unpacked, plain, profiled
     length = columns
 
     def step() -> None:
@@ -70,20 +71,29 @@ def decode_step_profile(backend: TransformersBackend, rows: int, columns: int, s
         start = time.perf_counter()
         for _ in range(steps):
             step()
-        plain_ms = (time.perf_counter() - start) / steps * 1e3
-        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        unpacked_ms = (time.perf_counter() - start) / steps * 1e3
+        with backend.packed_linears.active():
+            step()  # packs the weights
             start = time.perf_counter()
             for _ in range(steps):
                 step()
-            profiled_ms = (time.perf_counter() - start) / steps * 1e3
+            plain_ms = (time.perf_counter() - start) / steps * 1e3
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                start = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                profiled_ms = (time.perf_counter() - start) / steps * 1e3
     groups: dict[str, float] = defaultdict(float)
     for event in prof.key_averages(group_by_input_shape=True):
         ms = event.self_cpu_time_total / 1e3 / steps
         if "scaled_dot_product" in event.key:
             groups["attention (sdpa)"] += ms
-        elif event.key in ("aten::mm", "aten::addmm") and len(event.input_shapes) >= 2:
-            weight = event.input_shapes[1]  # (in, out) for x @ W.T
-            kind = kinds.get(tuple(weight), kinds.get(tuple(reversed(weight)), "other matmul"))
+        elif event.key in ("aten::mm", "aten::addmm", "mkldnn::_linear_pointwise") \
+                and len(event.input_shapes) >= 2:
+            weight = tuple(event.input_shapes[1])  # (in, out) for x @ W.T; (out, in) packed
+            if event.key.startswith("mkldnn"):
+                weight = weight[::-1]
+            kind = kinds.get(weight, kinds.get(weight[::-1], "other matmul"))
             groups[f"linear {kind}"] += ms
         else:
             groups["other"] += ms
@@ -91,6 +101,8 @@ def decode_step_profile(backend: TransformersBackend, rows: int, columns: int, s
     return {
         "rows": rows, "columns": columns, "steps": steps,
         "plain_ms_per_step": plain_ms,
+        "unpacked_ms_per_step": unpacked_ms,
+        "packed_linears": backend.packed_linears.enabled,
         "profiled_ms_per_step": profiled_ms,
         "profiled_ms_by_group": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
         "share_by_group": {k: v / total for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
@@ -117,7 +129,8 @@ def main() -> None:
     }
     for group, ms in result["profiled_ms_by_group"].items():
         print(f"{group:32s} {ms:7.2f} ms  {result['share_by_group'][group]:6.1%}")
-    print(f"plain {result['plain_ms_per_step']:.1f} ms/step, profiled "
+    print(f"plain {result['plain_ms_per_step']:.1f} ms/step (unpacked linear layers "
+          f"{result['unpacked_ms_per_step']:.1f}), profiled "
           f"{result['profiled_ms_per_step']:.1f} ms/step ({args.rows} rows x {args.columns})")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
