@@ -17,8 +17,10 @@ its first token is drawn from the prefill's logits. A finished row leaves at onc
 rows are packed into the first slots, and the attended window ``[min start, end]`` shrinks to the
 oldest live row, so padding waste stays bounded by the longest live row. When ``end`` reaches the
 capacity, the window is moved back to the buffer's start (one copy, every ``slack`` steps at
-most); the capacity follows the longest ``prompt + max_new_tokens`` admitted, so the cache does
-not grow with the number of requests served.
+most); the capacity follows the longest ``prompt + max_new_tokens`` admitted (rounded up to a
+multiple of ``CAPACITY_STEP`` columns, so the buffers are rarely reallocated), so the cache does
+not grow with the number of requests served. In bfloat16 on CPU the linear layers multiply by
+prepacked weights (:mod:`spgg_env.agents.packed_linear`; same products, faster).
 
 **Prefix reuse.** A session remembers the keys/values of the prompts it prefilled (a
 least-recently-used store bounded in MiB). A new prompt copies the longest prefix it shares with
@@ -59,9 +61,11 @@ oldest history between them, replaced by a ``[...]`` marker; the generation is f
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +100,9 @@ MIN_PREFIX_TOKENS = 16
 PREFILL_CHUNK = 512
 #: Free columns kept after the window when it is moved (steps between two moves).
 WINDOW_SLACK = 64
+#: The cache's capacity grows in multiples of this many columns, so that it is reallocated
+#: rarely (each reallocation of slightly larger buffers leaves the old ones as heap holes).
+CAPACITY_STEP = 256
 #: Attention implementations whose 4-D masks this module builds (boolean or additive).
 MASKS = {"sdpa": "bool", "eager": "additive"}
 
@@ -200,7 +207,13 @@ class TransformersBackend:
     # -------------------------------------------------------------- generate
     def session(self, max_batch: int) -> DecodeSession:
         """A continuous-batching session of at most ``max_batch`` rows (the engine's
-        :class:`~spgg_env.agents.engine.Session`)."""
+        :class:`~spgg_env.agents.engine.Session`).
+
+        The memory earlier sessions freed is handed back to the system first: glibc keeps
+        freed buffers in its heap, where the next session's do not all fit, and the default
+        main job's peak was 1,376-1,385 MiB without the trim, 1,258-1,296 MiB with it
+        (``python benchmarks/main_job_peak.py``)."""
+        _trim_heap()
         return DecodeSession(self, max_batch)
 
     def generate(
@@ -557,7 +570,10 @@ class DecodeSession:
         low = int(self.state["start"][: self.n].min()) if self.rows else self.end
         width = self.end - low
         new_end = max(width, length, self.longest_prompt)
-        capacity = max(self.cache.capacity, new_end + WINDOW_SLACK, self.capacity_needed)
+        capacity = max(new_end + WINDOW_SLACK, self.capacity_needed)
+        if capacity > self.cache.capacity:
+            capacity = -(-capacity // CAPACITY_STEP) * CAPACITY_STEP
+        capacity = max(capacity, self.cache.capacity)
         self.cache.move(self.n, low, self.end, new_end, capacity)
         self.backend.stats["window_moves"] += 1
         self.state["start"][: self.n] += new_end - self.end
@@ -570,6 +586,15 @@ class DecodeSession:
         dtype = self.backend.model.dtype
         return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
             ~allowed, torch.finfo(dtype).min)
+
+
+def _trim_heap() -> None:
+    """Return the C heap's free memory to the system (glibc's ``malloc_trim``; elsewhere a
+    no-op)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):
+        pass
 
 
 def _failed(exc: BaseException, submitted: float) -> Generation:
@@ -604,7 +629,9 @@ class _WindowLayer(CacheLayerMixin):
 
     def __init__(self, owner: WindowCache) -> None:
         super().__init__()
-        self.owner = owner
+        # a proxy, not a reference: no cycle, so a finished session's buffers are freed at once
+        # (by reference counting), not at the garbage collector's next pass
+        self.owner = weakref.proxy(owner)
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         rows, capacity = self.owner.max_rows, self.owner.capacity

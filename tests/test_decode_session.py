@@ -8,7 +8,9 @@ memory staying bounded.
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 from collections import Counter
 
 import pytest
@@ -17,6 +19,7 @@ import torch
 from spgg_env.agents.backend import GenerationParams
 from spgg_env.agents.tiny_lm import save_tiny_lm
 from spgg_env.agents.transformers_backend import (
+    CAPACITY_STEP,
     WINDOW_SLACK,
     TransformersBackend,
     _choose,
@@ -318,8 +321,27 @@ def test_the_cache_does_not_grow_with_the_requests_served(tiny):
     assert sizes[-1] == sizes[1]  # after the first wave, no growth at all
     longest = max(len(tiny._prompt_ids(p, q.max_new_tokens)[0]) + q.max_new_tokens
                   for p, q in zip(PROMPTS, PARAMS, strict=True))
-    assert session.cache.capacity <= longest + WINDOW_SLACK
+    assert session.cache.capacity % CAPACITY_STEP == 0
+    assert session.cache.capacity <= -(-(longest + WINDOW_SLACK) // CAPACITY_STEP) * CAPACITY_STEP
     assert session.store.bytes <= session.store.max_bytes
+
+
+def test_a_finished_session_frees_its_cache_without_the_garbage_collector(tiny):
+    """No reference cycle holds the buffers: the next session must not allocate beside them."""
+    gc.disable()
+    try:
+        session = tiny.session(2)
+        for i in range(3):
+            session.submit(i, PROMPTS[i], PARAMS[i], SEEDS[i])
+        done = {}
+        while len(done) < 3:
+            done.update(session.poll())
+        buffers = [weakref.ref(t) for t in session.cache.buffers()]
+        assert buffers
+        del session
+        assert all(ref() is None for ref in buffers)
+    finally:
+        gc.enable()
 
 
 def test_window_moves_keep_texts_intact(tiny, solo):
