@@ -116,3 +116,50 @@ def test_sessions_write_the_same_texts_with_and_without_packing(tiny_path):
     assert [g.logprobs for g in packed] == [g.logprobs for g in plain]
     assert all(g.finish_reason in ("stop", "length") for g in packed)
     assert all("forward" not in vars(m) for m in backend.packed_linears.layers)
+
+
+@needs_packing
+@pytest.mark.parametrize("adapters_in_float32", [True, False])
+def test_a_learners_lora_model_matches_the_plain_path_across_adapters_and_updates(
+        adapters_in_float32):
+    """The PPO learner's setting: bfloat16 base with one LoRA adapter per agent, trained between
+    rollouts; the packed forward follows the active adapter and every optimizer step. peft keeps
+    adapters in float32 by default (they take the plain path); in bfloat16 they are packed too
+    and must be repacked after each step."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(3)
+    config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    base = LlamaForCausalLM(config).to(torch.bfloat16)
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear")
+    model = get_peft_model(base, lora, adapter_name="agent_0",
+                           autocast_adapter_dtype=adapters_in_float32)
+    model.add_adapter("agent_1", lora)
+    packed = PackedLinears(model)
+    assert packed.enabled and len(packed.layers) > 2 * 7 * 2  # base layers and both adapters
+    ids = torch.randint(0, 300, (2, 9))
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+
+    def logits() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            plain = model(input_ids=ids).logits
+            with packed.active():
+                fast = model(input_ids=ids).logits
+        return plain, fast
+
+    seen = []
+    for step in range(2):
+        for name in ("agent_0", "agent_1"):
+            model.set_adapter(name)
+            plain, fast = logits()
+            assert torch.equal(plain, fast), (step, name)
+            seen.append(plain)
+        model.set_adapter("agent_0")
+        model(input_ids=ids).logits.float().square().mean().backward()  # outside the block
+        optimizer.step()
+        optimizer.zero_grad()
+    assert not torch.equal(seen[0], seen[2])  # the update changed agent_0's outputs
+    lora_dtypes = {p.dtype for n, p in model.named_parameters() if "lora" in n and "agent_0" in n}
+    assert lora_dtypes == {torch.float32 if adapters_in_float32 else torch.bfloat16}
