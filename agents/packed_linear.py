@@ -6,8 +6,9 @@ much as the product itself. Packing each weight once (``torch.ops.mkldnn._reorde
 and multiplying with ``torch.ops.mkldnn._linear_pointwise`` gives the same products, bit for bit
 (oneDNN computes both; ``tests/test_packed_linear.py`` checks it), faster. Measured on a 2-core
 AMD EPYC, one thread, 8 rows: SmolLM2-135M's LM head 9.97 -> 5.50 ms, its MLP projections
-0.127 -> 0.087 ms, one whole decoding step 117 -> 99 ms
-(``python benchmarks/decode_step_profile.py --packed``).
+0.127 -> 0.087 ms, one whole decoding step over 1,060 cache columns 121 -> 97 ms
+(``python benchmarks/decode_step_profile.py``, which times both). The packed copies cost the
+weights' memory again (250 MiB for SmolLM2-135M).
 
 Only for bfloat16 on CPU with oneDNN's bfloat16 kernels: in float32 the plain path is MKL's,
 the packed one oneDNN's, and their products differ in the last bits, which would change texts
