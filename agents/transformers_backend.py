@@ -211,8 +211,8 @@ class TransformersBackend:
 
         The memory earlier sessions freed is handed back to the system first: glibc keeps
         freed buffers in its heap, where the next session's do not all fit, and the default
-        main job's peak was 1,376-1,385 MiB without the trim, 1,258-1,296 MiB with it
-        (``python benchmarks/main_job_peak.py``)."""
+        main job's peak was 1,376-1,385 MiB with this call removed by hand, 1,251-1,272 MiB
+        with it (``python benchmarks/main_job_peak.py``)."""
         _trim_heap()
         return DecodeSession(self, max_batch)
 
