@@ -62,6 +62,7 @@ oldest history between them, replaced by a ``[...]`` marker; the generation is f
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import time
@@ -570,10 +571,9 @@ class DecodeSession:
         low = int(self.state["start"][: self.n].min()) if self.rows else self.end
         width = self.end - low
         new_end = max(width, length, self.longest_prompt)
-        capacity = max(new_end + WINDOW_SLACK, self.capacity_needed)
-        if capacity > self.cache.capacity:
-            capacity = -(-capacity // CAPACITY_STEP) * CAPACITY_STEP
-        capacity = max(capacity, self.cache.capacity)
+        needed = max(new_end + WINDOW_SLACK, self.capacity_needed)
+        capacity = (self.cache.capacity if needed <= self.cache.capacity
+                    else -(-needed // CAPACITY_STEP) * CAPACITY_STEP)  # rounded up
         self.cache.move(self.n, low, self.end, new_end, capacity)
         self.backend.stats["window_moves"] += 1
         self.state["start"][: self.n] += new_end - self.end
@@ -588,13 +588,21 @@ class DecodeSession:
             ~allowed, torch.finfo(dtype).min)
 
 
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+
+
 def _trim_heap() -> None:
     """Return the C heap's free memory to the system (glibc's ``malloc_trim``; elsewhere a
     no-op)."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (AttributeError, OSError):
-        pass
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _failed(exc: BaseException, submitted: float) -> Generation:

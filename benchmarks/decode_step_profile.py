@@ -3,9 +3,9 @@
 Prefills ``--rows`` random prompts of ``--columns`` tokens into a cache, then times
 ``--steps`` single-token decoding steps shaped like the runner's (every row one new token,
 attending over its whole cache in the backend's preallocated ``WindowCache``, through an
-explicit mask in the form the backend passes, with the linear layers' prepacked weights as the
-backend's sessions use them, so the same kernels run), first plainly (ms per step), then the
-same steps with the plain ``nn.Linear`` path (``unpacked_ms_per_step``), and then under
+explicit mask in the form the backend passes, so the same kernels run): first with the model's
+own ``nn.Linear`` path (``unpacked_ms_per_step``), then with the prepacked weights the
+backend's sessions use, without the profiler (``plain_ms_per_step``) and then under
 ``torch.profiler``, grouped into attention (``scaled_dot_product_attention``), each kind of
 linear layer (by weight shape: ``q_proj``, ``gate_proj/up_proj``, ``lm_head`` ...) and the rest
 (norms, rotary embeddings, cache writes, Python)::
